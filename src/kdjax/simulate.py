@@ -1,0 +1,583 @@
+"""Finite-N experiments of exactly the MODEL.md objectives: the ground truth of the theory.
+
+Per seed (all seeds in one ``jit(vmap)`` call): draw the cluster direction ``v``, the training
+set, train the teacher, build the soft labels, train the student, and measure on ``n_test``
+fresh test inputs.  Everything follows the caller's float dtype (no global JAX configuration).
+
+Minimisation (``_newton``): full-batch damped Newton on ``theta = (w, b)`` with the exact
+``(d+1) x (d+1)`` Hessian (Cholesky, relative shift ``1e-12 tr H / (d+1)`` so that singular cases,
+e.g. ``lam = 0`` with fewer samples than weights, take the minimum-norm branch from ``theta = 0``),
+and a backtracking Armijo line search over ``t = 2^-k`` (all trial steps evaluated at once,
+``O(n)`` each since ``h`` is linear in ``theta``).  Stop when the max-abs gradient of the full
+objective (bias included) is ``<= tol * n`` (``n`` the number of samples of that objective,
+``tol = 1e-10`` in float64).
+
+- logistic, square (one Newton step is the closed form) and the KD student: as above.
+- hinge: Newton on the softplus-smoothed hinge ``eps * softplus((1 - y h) / eps)`` (an
+  interior-point / entropic-barrier path) with continuation ``eps = 1, 1e-1, ..., 1e-8``; the
+  minimiser differs from the exact SVM by ``O(eps)``.  ``grad_norm`` is that of the smoothed
+  objective at ``eps = 1e-8``; its float64 floor is about ``eps_mach / 1e-8`` per support
+  vector, so the hinge stopping tolerance is ``max(tol, 1e-7) * n``.  ``train_loss`` is the
+  exact hinge.
+
+No finite minimiser (MODEL.md): with ``lam = 0`` the solve stops as soon as the iterate puts every
+training sample on the side where its loss decreases to its infimum along ``theta -> c theta``
+(``y h > 0`` for logistic/hinge; for the student, the zero-slope side of
+``a * softplus(-y u) + (1 - a) T^2 CE(p, sigmoid(u / T))``, which for ``0 < p < 1`` only a hard
+label ``a = 1`` has).  Such a point proves the data separable and the infimum unattained:
+``finite_minimiser`` is then False and ``converged`` False.  A solve that exhausts ``max_steps``
+is also ``converged = False``.
+
+Results are per-seed arrays (shape ``(n_seeds,)``).  ``.mean()`` / ``.sem()`` return an object of
+the same class whose leaves are numpy scalars (``converged`` becomes the fraction of converged
+seeds); by default they raise ``ValueError`` naming the failure when any seed did not converge
+(``failed="drop"`` averages the converged seeds only, ``failed="keep"`` all seeds).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import ndtr
+
+from .params import Mixture, Student, Teacher
+
+_LINE_SEARCH_STEPS = 60  # trial steps t = 2^-k, k < 60
+_ARMIJO = 1e-4
+_TEST_CHUNK_ELEMENTS = 2**22  # test inputs are drawn in chunks of about this many entries
+
+
+# --------------------------------------------------------------------------- results
+
+
+def _aggregate(obj, reducer, failed):
+    if failed not in ("raise", "drop", "keep"):
+        raise ValueError(f"failed must be 'raise', 'drop' or 'keep'; got {failed!r}")
+    ok = np.asarray(obj.converged, dtype=bool)
+    if failed == "raise" and not ok.all():
+        raise ValueError(obj.failure_message())
+    keep = ok if failed == "drop" else np.ones_like(ok)
+    return jax.tree.map(lambda x: reducer(np.asarray(x, dtype=float)[keep]), obj)
+
+
+def _mean(x):
+    return np.mean(x) if x.size else np.nan
+
+
+def _sem(x):
+    return np.std(x, ddof=1) / math.sqrt(x.size) if x.size > 1 else np.nan
+
+
+class _Aggregates:
+    def mean(self, failed: str = "raise"):
+        """Mean over seeds, as the same class with scalar leaves (see module docstring)."""
+        return _aggregate(self, _mean, failed)
+
+    def sem(self, failed: str = "raise"):
+        """Standard error of the mean over seeds (``std(ddof=1) / sqrt(n_seeds)``)."""
+        return _aggregate(self, _sem, failed)
+
+    @property
+    def n_seeds(self) -> int:
+        return int(np.shape(self.m)[0])
+
+
+def _failures(label, converged, finite, lam_name):
+    converged, finite = np.asarray(converged, bool), np.asarray(finite, bool)
+    msgs, k = [], converged.size
+    if (~finite).any():
+        msgs.append(
+            f"{label}: no finite minimiser in {(~finite).sum()} of {k} seeds "
+            f"({lam_name} = 0 on linearly separable training data: the weight norm diverges)"
+        )
+    if (finite & ~converged).any():
+        msgs.append(
+            f"{label}: gradient tolerance not reached within max_steps in "
+            f"{(finite & ~converged).sum()} of {k} seeds"
+        )
+    return msgs
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherSimulation(_Aggregates):
+    """Per-seed results of the teacher experiment (arrays of shape ``(n_seeds,)``).
+
+    m = w.v/N, q = |w|^2/N, b; gen_error: MODEL.md formula at (m, q, b); test_error: empirical
+    on ``n_test`` fresh inputs; train_error: fraction of sign mismatches on the training set;
+    train_loss: per-sample loss without the penalty; grad_norm: max-abs gradient of the full
+    objective at the returned point; converged; finite_minimiser; n_steps: Newton iterations.
+    """
+
+    m: jax.Array
+    q: jax.Array
+    b: jax.Array
+    gen_error: jax.Array
+    test_error: jax.Array
+    train_error: jax.Array
+    train_loss: jax.Array
+    grad_norm: jax.Array
+    converged: jax.Array
+    finite_minimiser: jax.Array
+    n_steps: jax.Array
+
+    def failure_message(self) -> str:
+        msgs = _failures("teacher", self.converged, self.finite_minimiser, "lam_t")
+        return "; ".join(msgs) or "all seeds converged"
+
+
+@dataclasses.dataclass(frozen=True)
+class StudentSimulation(_Aggregates):
+    """Per-seed results of the distillation experiment (arrays of shape ``(n_seeds,)``).
+
+    teacher: the TeacherSimulation of the same seeds (identical to ``simulate_teacher``'s);
+    m = w_s.v_S/N, q = |w_s|^2/N, r = w_t,S.w_s/N, b: the student's order parameters (all over the
+    full N); gen_error, test_error, train_error, train_loss (student objective per sample, no
+    penalty), agreement: fraction of the ``n_test`` fresh inputs where sign h_s = sign h_t;
+    grad_norm, n_steps, finite_minimiser: of the student's own solve; converged: the student's
+    solve met the tolerance AND the teacher's did (soft labels of an unconverged teacher are
+    meaningless).
+    """
+
+    teacher: TeacherSimulation
+    m: jax.Array
+    q: jax.Array
+    r: jax.Array
+    b: jax.Array
+    gen_error: jax.Array
+    test_error: jax.Array
+    train_error: jax.Array
+    train_loss: jax.Array
+    agreement: jax.Array
+    grad_norm: jax.Array
+    converged: jax.Array
+    finite_minimiser: jax.Array
+    n_steps: jax.Array
+
+    def failure_message(self) -> str:
+        msgs = _failures("teacher", self.teacher.converged, self.teacher.finite_minimiser, "lam_t")
+        own = np.asarray(self.converged) | ~np.asarray(self.teacher.converged)
+        msgs += _failures("student", own, self.finite_minimiser, "lam_s (hard labels)")
+        return "; ".join(msgs) or "all seeds converged"
+
+
+def _register(cls):
+    fields = [f.name for f in dataclasses.fields(cls)]
+    return jax.tree_util.register_dataclass(cls, data_fields=fields, meta_fields=[])
+
+
+TeacherSimulation = _register(TeacherSimulation)
+StudentSimulation = _register(StudentSimulation)
+
+
+def _gen_error(m, q, b, rho, delta):
+    """MODEL.md: eps = rho Phi(-(m+b)/sqrt(Delta q)) + (1-rho) Phi(-(m-b)/sqrt(Delta q))."""
+    s = jnp.sqrt(delta * q)
+    return rho * ndtr(-(m + b) / s) + (1 - rho) * ndtr(-(m - b) / s)
+
+
+# --------------------------------------------------------------------------- losses
+# Each returns per-sample (value, d/dh, d^2/dh^2) and a recession test (see module docstring).
+
+
+def _teacher_loss(loss, y):
+    if loss == "logistic":
+
+        def parts(h):
+            u = y * h
+            return jax.nn.softplus(-u), -y * jax.nn.sigmoid(-u), jax.nn.sigmoid(u) * jax.nn.sigmoid(-u)
+
+    elif loss == "square":
+
+        def parts(h):
+            return 0.5 * (y - h) ** 2, h - y, jnp.ones_like(h)
+
+    elif loss == "hinge":  # value only; minimised by _hinge_ipm
+
+        def parts(h):
+            return jnp.maximum(0.0, 1 - y * h), None, None
+
+    else:  # pragma: no cover - Teacher validates
+        raise ValueError(f"unknown teacher loss {loss!r}")
+
+    def recession(h):
+        # with lam = 0, y h > 0 everywhere proves separability (no finite minimiser)
+        return jnp.all(y * h > 0) if loss != "square" else jnp.zeros((), bool)
+
+    return parts, recession
+
+
+def _student_loss(y, tau, a, T):
+    """a softplus(-y u) + (1-a) T^2 [softplus(u/T) - p u/T], p = sigmoid(tau), tau = h_t / T.
+
+    Written with the minority probability pi = sigmoid(-|tau|) and s = sign(tau) so that p never
+    rounds to 0 or 1:  softplus(u') - p u' = softplus(-s u') + s pi u'.
+    """
+    s = jnp.where(tau >= 0, 1.0, -1.0).astype(tau.dtype)
+    pi = jax.nn.sigmoid(-jnp.abs(tau))
+
+    def parts(u):
+        v = u / T
+        value = a * jax.nn.softplus(-y * u) + (1 - a) * T**2 * (jax.nn.softplus(-s * v) + s * pi * v)
+        d1 = -a * y * jax.nn.sigmoid(-y * u) + (1 - a) * T * s * (pi - jax.nn.sigmoid(-s * v))
+        d2 = a * jax.nn.sigmoid(u) * jax.nn.sigmoid(-u) + (1 - a) * jax.nn.sigmoid(v) * jax.nn.sigmoid(-v)
+        return value, d1, d2
+
+    # asymptotic slopes of the per-sample loss as u -> +inf / -inf (up to the factor T)
+    slope_plus = a * (y < 0) + (1 - a) * jnp.where(s > 0, pi, 1 - pi)
+    slope_minus = a * (y > 0) + (1 - a) * jnp.where(s > 0, 1 - pi, pi)
+
+    def recession(u):
+        return jnp.all(((u > 0) & (slope_plus == 0)) | ((u < 0) & (slope_minus == 0)))
+
+    return parts, recession
+
+
+# --------------------------------------------------------------------------- solvers
+
+
+def _cholesky_solver(hess, shift):
+    """Cholesky of hess + shift * tr(hess)/d * I (the shift keeps singular cases solvable)."""
+    d = hess.shape[0]
+    scale = jnp.trace(hess) / d
+    chol = jnp.linalg.cholesky(hess + shift * scale * jnp.eye(d, dtype=hess.dtype))
+
+    def solve(rhs):
+        x = jax.scipy.linalg.cho_solve((chol, True), rhs)
+        return jnp.where(jnp.all(jnp.isfinite(x)), x, rhs / scale)  # gradient-step fallback
+
+    return solve
+
+
+def _newton(A, parts, recession, lam, *, tol, max_steps):
+    """Minimise f = sum_i loss(A theta)_i + lam/2 |theta[:-1]|^2 (last column of A = bias).
+
+    Damped Newton + Armijo backtracking; stops when max|grad f| <= tol * n, or when (lam = 0) the
+    iterate is a recession direction (no finite minimiser).
+    Returns (theta, grad_norm, converged, finite_minimiser, n_steps).
+    """
+    dtype = A.dtype
+    n, d1 = A.shape
+    lam = jnp.asarray(lam, dtype)
+    pen = jnp.full((d1,), lam, dtype).at[-1].set(0)
+    eps_mach = float(jnp.finfo(dtype).eps)
+    shift = max(1e-12, 100 * eps_mach)
+    ts = 0.5 ** jnp.arange(_LINE_SEARCH_STEPS, dtype=dtype)
+    tol_abs = tol * max(n, 1)
+
+    def grad_at(theta):
+        h = A @ theta
+        value, d1_, d2_ = parts(h)
+        return h, value, d1_, d2_, A.T @ d1_ + pen * theta
+
+    def body(state):
+        theta, k, _, _ = state
+        h, value, g1, g2, grad = grad_at(theta)
+        separated = (lam == 0) & recession(h)
+        stop = (jnp.max(jnp.abs(grad)) <= tol_abs) | separated
+        p = -_cholesky_solver((A * g2[:, None]).T @ A + jnp.diag(pen), shift)(grad)
+        # backtracking over t = 2^-k, all trial points at once (h is linear in theta)
+        f0 = jnp.sum(value) + 0.5 * jnp.sum(pen * theta**2)
+        trial_theta = theta[None, :] + ts[:, None] * p[None, :]
+        trial = parts(h[None, :] + ts[:, None] * (A @ p)[None, :])[0].sum(axis=1)
+        trial = trial + 0.5 * jnp.sum(pen * trial_theta**2, axis=1)
+        slack = 10 * eps_mach * (jnp.sum(jnp.abs(value)) + 0.5 * jnp.sum(pen * theta**2))
+        ok = trial <= f0 + _ARMIJO * ts * (grad @ p) + slack
+        t = jnp.where(jnp.any(ok), ts[jnp.argmax(ok)], 0.0)
+        theta = jnp.where(stop, theta, theta + t * p)
+        return theta, k + (~stop).astype(k.dtype), stop, separated
+
+    def cond(state):
+        return ~state[2] & (state[1] < max_steps)
+
+    state = (jnp.zeros(d1, dtype), jnp.zeros((), jnp.int32), jnp.zeros((), bool), jnp.zeros((), bool))
+    theta, k, _, diverged = jax.lax.while_loop(cond, body, state)
+    gnorm = jnp.max(jnp.abs(grad_at(theta)[-1]))
+    converged = (gnorm <= tol_abs) & ~diverged & jnp.all(jnp.isfinite(theta))
+    return theta, gnorm, converged, ~diverged, k
+
+
+def _hinge_ipm(A, y, lam, *, tol, max_steps):
+    """Exact hinge ERM by a primal-dual interior-point method (Mehrotra predictor-corrector).
+
+    QP: min lam/2 |w|^2 + sum xi  s.t.  y_i h_i + xi_i - 1 = s_i >= 0, xi_i >= 0, duals alpha
+    (the SVM dual variables, in [0, 1]) and beta = 1 - alpha.  Each iteration solves the reduced
+    (d+1) x (d+1) system P + A^T diag(D) A, D = 1 / (xi/beta + s/alpha).  Stops when
+    mu = (s.alpha + xi.beta)/(2n) <= tol, max|y h + xi - 1 - s| <= 10 tol and the last step in
+    theta is <= 100 tol max(1, |theta|_inf) (linear rate ~1e-2 at the end, so theta is accurate to
+    about tol); grad_norm is the stationarity residual max|P theta - A^T (y alpha)|, whose float64
+    floor is ~1e-7 because the multipliers of margin support vectors are ill-determined.
+    Returns (theta, grad_norm, converged, finite_minimiser, n_steps).
+    """
+    dtype = A.dtype
+    n, d1 = A.shape
+    lam = jnp.asarray(lam, dtype)
+    pen = jnp.full((d1,), lam, dtype).at[-1].set(0)
+    shift = max(1e-14, 100 * float(jnp.finfo(dtype).eps))
+
+    def residuals(theta, xi, s, alpha, beta):
+        h = A @ theta
+        r_d = pen * theta - A.T @ (y * alpha)
+        r_x = 1 - alpha - beta
+        r_p = y * h + xi - 1 - s
+        mu = (s @ alpha + xi @ beta) / (2 * n)
+        return h, r_d, r_x, r_p, mu
+
+    def max_step(x, dx):
+        neg = dx < 0
+        return jnp.min(jnp.where(neg, -x / jnp.where(neg, dx, -1), jnp.inf), initial=1.0)
+
+    def body(state):
+        (theta, xi, s, alpha, beta), k, _, _, _ = state
+        h, r_d, r_x, r_p, mu = residuals(theta, xi, s, alpha, beta)
+        D = 1 / (xi / beta + s / alpha)
+        solve_h = _cholesky_solver((A * D[:, None]).T @ A + jnp.diag(pen), shift)
+
+        def direction(r_sa, r_xb):
+            rho = -r_p + (r_xb + xi * r_x) / beta - r_sa / alpha
+            dth = solve_h(-r_d + A.T @ (y * D * rho))
+            dal = D * (rho - y * (A @ dth))
+            dbe = r_x - dal
+            return dth, (-r_xb - xi * dbe) / beta, (-r_sa - s * dal) / alpha, dal, dbe
+
+        def step_length(d):
+            _, dxi, ds, dal, dbe = d
+            return jnp.minimum(jnp.minimum(max_step(xi, dxi), max_step(s, ds)),
+                               jnp.minimum(max_step(alpha, dal), max_step(beta, dbe)))
+
+        aff = direction(s * alpha, xi * beta)
+        a = step_length(aff)
+        _, dxi, ds, dal, dbe = aff
+        mu_aff = ((s + a * ds) @ (alpha + a * dal) + (xi + a * dxi) @ (beta + a * dbe)) / (2 * n)
+        sigma = (mu_aff / mu) ** 3
+        d = direction(s * alpha + ds * dal - sigma * mu, xi * beta + dxi * dbe - sigma * mu)
+        a = jnp.minimum(1.0, 0.99 * step_length(d))
+        new = tuple(x + a * dx for x, dx in zip((theta, xi, s, alpha, beta), d))
+        move = jnp.max(jnp.abs(new[0] - theta))
+        separated = (lam == 0) & jnp.all(y * (A @ new[0]) > 0)
+        _, _, _, r_p_new, mu_new = residuals(*new)
+        done = ((mu_new <= tol) & (jnp.max(jnp.abs(r_p_new)) <= 10 * tol)
+                & (move <= 100 * tol * jnp.maximum(1.0, jnp.max(jnp.abs(new[0])))))
+        ok = jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in new]))
+        new = jax.tree.map(lambda x, old: jnp.where(ok, x, old), new, (theta, xi, s, alpha, beta))
+        return new, k + 1, done | separated | ~ok, done & ok, separated
+
+    def cond(state):
+        return ~state[2] & (state[1] < max_steps)
+
+    ones = jnp.ones(n, dtype)
+    primal_dual = (jnp.zeros(d1, dtype), ones, ones, 0.5 * ones, 0.5 * ones)
+    state = (primal_dual, jnp.zeros((), jnp.int32), jnp.zeros((), bool), jnp.zeros((), bool),
+             jnp.zeros((), bool))
+    primal_dual, k, _, done, diverged = jax.lax.while_loop(cond, body, state)
+    theta = primal_dual[0]
+    gnorm = jnp.max(jnp.abs(residuals(*primal_dual)[1]))
+    return theta, gnorm, done & ~diverged, ~diverged, k
+
+
+# --------------------------------------------------------------------------- experiment
+
+
+def _sample(key, v, n, rho, delta, dtype):
+    """n samples x = y v / sqrt(N) + sqrt(delta) z, P(y = +1) = rho."""
+    k_y, k_z = jax.random.split(key)
+    N = v.shape[0]
+    y = jnp.where(jax.random.uniform(k_y, (n,), dtype) < rho, 1.0, -1.0).astype(dtype)
+    z = jax.random.normal(k_z, (n, N), dtype)
+    return y[:, None] * v[None, :] / math.sqrt(N) + jnp.sqrt(delta) * z, y
+
+
+def _design(x, d):
+    """A = [x_{:, :d} / sqrt(N), 1]: h = A (w, b)."""
+    N = x.shape[1]
+    return jnp.concatenate([x[:, :d] / math.sqrt(N), jnp.ones((x.shape[0], 1), x.dtype)], axis=1)
+
+
+def _test_counts(key, v, w_t, b_t, w_s, b_s, n_test, rho, delta):
+    """Errors of teacher / student and their sign agreement on n_test fresh inputs (chunked)."""
+    N = v.shape[0]
+    dtype = v.dtype
+    chunk = max(1, min(n_test, _TEST_CHUNK_ELEMENTS // N))
+    n_chunks = -(-n_test // chunk)
+
+    def one(j):
+        x, y = _sample(jax.random.fold_in(key, j), v, chunk, rho, delta, dtype)
+        valid = (j * chunk + jnp.arange(chunk)) < n_test
+        h_t = x @ w_t / math.sqrt(N) + b_t
+        err_t = jnp.sum(valid & (jnp.sign(h_t) != y))
+        if w_s is None:
+            return err_t, err_t, err_t
+        h_s = x[:, : w_s.shape[0]] @ w_s / math.sqrt(N) + b_s
+        err_s = jnp.sum(valid & (jnp.sign(h_s) != y))
+        agree = jnp.sum(valid & (jnp.sign(h_s) == jnp.sign(h_t)))
+        return err_t, err_s, agree
+
+    counts = jax.lax.map(one, jnp.arange(n_chunks))
+    return tuple(jnp.sum(c).astype(dtype) / n_test for c in counts)
+
+
+def _keys(key):
+    return {name: jax.random.fold_in(key, i) for i, name in enumerate(("v", "train", "fresh", "test"))}
+
+
+def _teacher_run(key, mixture, teacher, N, n, tol, max_steps, dtype):
+    keys = _keys(key)
+    rho = jnp.asarray(mixture.rho, dtype)
+    delta = jnp.asarray(mixture.delta, dtype)
+    v = jax.random.normal(keys["v"], (N,), dtype)
+    x, y = _sample(keys["train"], v, n, rho, delta, dtype)
+    A = _design(x, N)
+    parts, recession = _teacher_loss(teacher.loss, y)
+    if teacher.loss == "hinge":
+        solution = _hinge_ipm(A, y, teacher.lam, tol=tol, max_steps=max_steps)
+    else:
+        solution = _newton(A, parts, recession, teacher.lam, tol=tol, max_steps=max_steps)
+    theta, gnorm, converged, finite, k = solution
+    h = A @ theta
+    w, b = theta[:-1], theta[-1]
+    m, q = w @ v / N, w @ w / N
+    loss_values = parts(h)[0]
+    fields = dict(
+        m=m, q=q, b=b, gen_error=_gen_error(m, q, b, rho, delta),
+        train_error=jnp.mean(jnp.sign(h) != y).astype(dtype), train_loss=jnp.mean(loss_values),
+        grad_norm=gnorm, converged=converged, finite_minimiser=finite, n_steps=k,
+    )
+    return fields, dict(keys=keys, v=v, x=x, y=y, h=h, w=w, b=b, rho=rho, delta=delta)
+
+
+@functools.partial(jax.jit, static_argnames=("N", "n", "n_test", "tol", "max_steps", "dtype"))
+def _teacher_batch(keys, mixture, teacher, *, N, n, n_test, tol, max_steps, dtype):
+    def one(key):
+        fields, ctx = _teacher_run(key, mixture, teacher, N, n, tol, max_steps, dtype)
+        err, _, _ = _test_counts(ctx["keys"]["test"], ctx["v"], ctx["w"], ctx["b"], None, None,
+                                 n_test, ctx["rho"], ctx["delta"])
+        return TeacherSimulation(test_error=err, **fields)
+
+    return jax.vmap(one)(keys)
+
+
+@functools.partial(
+    jax.jit, static_argnames=("N", "n", "N_s", "n_s", "n_test", "tol", "max_steps", "dtype")
+)
+def _student_batch(keys, mixture, teacher, student, *, N, n, N_s, n_s, n_test, tol, max_steps, dtype):
+    def one(key):
+        t_fields, ctx = _teacher_run(key, mixture, teacher, N, n, tol, max_steps, dtype)
+        if student.data == "same":
+            x, y, h_t = ctx["x"], ctx["y"], ctx["h"]
+        else:
+            x, y = _sample(ctx["keys"]["fresh"], ctx["v"], n_s, ctx["rho"], ctx["delta"], dtype)
+            h_t = x @ ctx["w"] / math.sqrt(N) + ctx["b"]
+        T = jnp.asarray(student.temperature, dtype)
+        a = jnp.asarray(student.hard_weight, dtype)
+        A = _design(x, N_s)
+        parts, recession = _student_loss(y, h_t / T, a, T)
+        theta, gnorm, converged, finite, k = _newton(
+            A, parts, recession, student.lam, tol=tol, max_steps=max_steps
+        )
+        h = A @ theta
+        w, b = theta[:-1], theta[-1]
+        v = ctx["v"]
+        m, q, r = w @ v[:N_s] / N, w @ w / N, ctx["w"][:N_s] @ w / N
+        err_t, err_s, agree = _test_counts(ctx["keys"]["test"], v, ctx["w"], ctx["b"], w, b,
+                                           n_test, ctx["rho"], ctx["delta"])
+        return StudentSimulation(
+            teacher=TeacherSimulation(test_error=err_t, **t_fields),
+            m=m, q=q, r=r, b=b, gen_error=_gen_error(m, q, b, ctx["rho"], ctx["delta"]),
+            test_error=err_s, train_error=jnp.mean(jnp.sign(h) != y).astype(dtype),
+            train_loss=jnp.mean(parts(h)[0]), agreement=agree, grad_norm=gnorm,
+            converged=converged & t_fields["converged"], finite_minimiser=finite, n_steps=k,
+        )
+
+    return jax.vmap(one)(keys)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def _seed_keys(seeds):
+    if isinstance(seeds, (int, np.integer)):
+        if seeds < 1:
+            raise ValueError(f"seeds must be a positive count or a sequence of ints, got {seeds}")
+        seeds = range(int(seeds))
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds must not be empty")
+    return jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds, dtype=jnp.uint32))
+
+
+def _count(name, value, N):
+    n = int(round(float(value) * N))
+    if n < 1:
+        raise ValueError(f"{name} * n_features must round to at least 1, got {float(value):g} * {N}")
+    return n
+
+
+def _settings(n_features, n_test, tol, max_steps):
+    if not isinstance(n_features, (int, np.integer)) or n_features < 1:
+        raise ValueError(f"n_features must be a positive integer, got {n_features!r}")
+    if not isinstance(n_test, (int, np.integer)) or n_test < 1:
+        raise ValueError(f"n_test must be a positive integer, got {n_test!r}")
+    if not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
+        raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
+    dtype = jnp.dtype(jnp.result_type(float))
+    if tol is None:
+        tol = max(1e-10, 100 * float(jnp.finfo(dtype).eps))
+    if not 0 < tol < 1:
+        raise ValueError(f"tol must be in (0, 1), got {tol:g}")
+    return int(n_features), int(n_test), float(tol), int(max_steps), dtype
+
+
+def simulate_teacher(
+    mixture: Mixture,
+    teacher: Teacher,
+    *,
+    n_features: int,
+    seeds=10,
+    n_test: int = 20000,
+    tol: float | None = None,
+    max_steps: int = 200,
+) -> TeacherSimulation:
+    """Train the MODEL.md teacher at dimension ``N = n_features`` for each seed.
+
+    seeds: a count (seeds 0..count-1) or a sequence of ints; n = round(alpha N) training samples;
+    tol: relative gradient tolerance (max-abs gradient <= tol * n; default 1e-10 in float64);
+    max_steps: Newton iteration budget.  Returns per-seed TeacherSimulation arrays.
+    """
+    N, n_test, tol, max_steps, dtype = _settings(n_features, n_test, tol, max_steps)
+    n = _count("alpha", mixture.alpha, N)
+    return _teacher_batch(_seed_keys(seeds), mixture, teacher, N=N, n=n, n_test=n_test, tol=tol,
+                          max_steps=max_steps, dtype=dtype)
+
+
+def simulate_student(
+    mixture: Mixture,
+    teacher: Teacher,
+    student: Student,
+    *,
+    n_features: int,
+    seeds=10,
+    n_test: int = 20000,
+    tol: float | None = None,
+    max_steps: int = 200,
+) -> StudentSimulation:
+    """Train teacher then KD student (MODEL.md) at dimension ``N = n_features`` for each seed.
+
+    The student sees the first N_s = round(gamma N) coordinates; data "same" reuses the teacher's
+    n training inputs, "fresh" draws n_s = round(alpha_s N) new ones (same v).  Teacher, student
+    and agreement are measured on the same n_test fresh inputs; the teacher is identical to
+    ``simulate_teacher`` with the same seeds.  Other arguments as in ``simulate_teacher``.
+    """
+    N, n_test, tol, max_steps, dtype = _settings(n_features, n_test, tol, max_steps)
+    n = _count("alpha", mixture.alpha, N)
+    N_s = _count("gamma", student.gamma, N)
+    n_s = _count("alpha_s", student.alpha, N) if student.data == "fresh" else n
+    return _student_batch(_seed_keys(seeds), mixture, teacher, student, N=N, n=n, N_s=N_s, n_s=n_s,
+                          n_test=n_test, tol=tol, max_steps=max_steps, dtype=dtype)
+
+
+__all__ = ["simulate_teacher", "simulate_student", "TeacherSimulation", "StudentSimulation"]
