@@ -84,25 +84,35 @@ def newton_prox(grad_fn, omega, V, bound, theta, steps):
     """Root of ``h - omega + V grad_fn(h, *theta) = 0`` for increasing ``grad_fn``, ``|grad_fn| <= bound``.
 
     Safeguarded Newton: the root lies in ``[omega - V bound, omega + V bound]``; a Newton
-    step leaving the current bracket is replaced by bisection.  ``steps`` is fixed (no
-    data-dependent loop), so the map is vmappable; the derivative is implicit (1.2).
+    step leaving the current bracket is replaced by bisection.  At most ``steps`` steps,
+    stopping early once every residual is at round-off level; the derivative is implicit
+    (1.2), so the loop is never differentiated.
     """
     g = lambda h: h - omega + V * grad_fn(h, *theta)
     dg = lambda h: _elementwise_derivative(g, h)
+    lo, hi = omega - V * bound, omega + V * bound
+    # Stop once every |g| is at round-off level of the terms it balances.
+    tol = 16 * jnp.finfo(jnp.result_type(omega)).eps * (1.0 + jnp.abs(omega) + V * bound)
 
-    def body(_, state):
-        h, lo, hi = state
-        gh = g(h)
+    def body(state):
+        k, h, lo, hi, dx_old, _ = state
+        gh, dgh = g(h), dg(h)
         lo = jnp.where(gh < 0.0, h, lo)
         hi = jnp.where(gh > 0.0, h, hi)
-        step = h - gh / dg(h)
-        inside = (step > lo) & (step < hi)
-        return jnp.where(inside, step, 0.5 * (lo + hi)), lo, hi
+        newton = h - gh / dgh
+        # Bisect when Newton leaves the bracket or does not at least halve the last step
+        # (Newton on a sigmoid at large V otherwise cycles inside the bracket).
+        slow = jnp.abs(2.0 * gh) > jnp.abs(dx_old * dgh)
+        bisect = (newton <= lo) | (newton >= hi) | slow
+        new = jnp.where(bisect, 0.5 * (lo + hi), newton)
+        return k + 1, new, lo, hi, new - h, jnp.max(jnp.abs(gh) / tol)
 
-    lo, hi = omega - V * bound, omega + V * bound
+    def cond(state):
+        return (state[0] < steps) & (state[-1] > 1.0)
+
     h0 = jnp.clip(omega - V * grad_fn(omega, *theta), lo, hi)
-    h, _, _ = jax.lax.fori_loop(0, steps, body, (h0, lo, hi))
-    return h
+    state = (0, h0, lo, hi, hi - lo, jnp.asarray(jnp.inf, h0.dtype))
+    return jax.lax.while_loop(cond, body, state)[1]
 
 
 @newton_prox.defjvp

@@ -13,12 +13,13 @@ import math
 
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import log_ndtr, ndtr
+from jax.scipy.special import erfcx, ndtr
 
 __all__ = ["gen_error", "bivariate_normal_cdf", "agreement"]
 
 _TWO_PI = 2.0 * math.pi
-_SQRT_TWO_PI = math.sqrt(_TWO_PI)
+_SQRT_TWO = math.sqrt(2.0)
+_SQRT_HALF_PI = math.sqrt(0.5 * math.pi)
 
 # Switch between the two representations of Genz (2004): the integral over asin(corr) below,
 # the expansion around |corr| = 1 above.
@@ -28,7 +29,7 @@ _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(20)
 
 
 def _float_dtype(*xs):
-    """Floating dtype of the promoted inputs (integers and Python scalars give the default float)."""
+    """Floating dtype of the promoted inputs (integers, Python scalars: the default float)."""
     return jnp.result_type(float, *xs)
 
 
@@ -43,9 +44,9 @@ def gen_error(m, q, b, delta, rho):
 
 
 def _bvn_asin(h, k, corr, nodes, weights):
-    """``Phi(h) Phi(k) + (1 / 2 pi) int_0^{asin corr} exp(-(h^2 + k^2 - 2 h k sin t) / (2 cos^2 t)) dt``.
-
-    Integral of ``dF/dcorr = phi_2(h, k; corr)`` from 0, with ``corr = sin t``; Gauss-Legendre.
+    """``Phi(h) Phi(k) + (1 / 2 pi) int_0^{asin corr} exp(-(h^2 + k^2 - 2 h k sin t) / (2 cos^2 t))
+    dt``.  Integral of ``dF/dcorr = phi_2(h, k; corr)`` from 0, with ``corr = sin t``;
+    Gauss-Legendre.
     """
     theta_max = jnp.arcsin(corr)
     half = 0.5 * theta_max[..., None]
@@ -76,9 +77,10 @@ def _bvn_tail_integral(h, k, corr, nodes, weights):
     a = jnp.sqrt(a2)
     c = (4.0 - hk) / 8.0
     d = (12.0 - hk) / 16.0
-    # exp(-h k / 2) folded into E and Phi(-s / a) so that no factor overflows.
+    # exp(-h k / 2) folded into E, and sqrt(2 pi) Phi(-s / a) = sqrt(pi / 2) erfcx(s / (sqrt(2) a))
+    # E, so that no factor overflows.
     e_term = jnp.exp(-0.5 * (s2 / a2 + hk))
-    p_term = _SQRT_TWO_PI * jnp.exp(log_ndtr(-s / a) - 0.5 * hk)
+    p_term = _SQRT_HALF_PI * erfcx(s / (_SQRT_TWO * a)) * e_term
     j0 = a * e_term - s * p_term
     j1 = (a * a2 * e_term - s2 * j0) / 3.0
     j2 = (a * a2 * a2 * e_term - s2 * j1) / 5.0
@@ -135,7 +137,8 @@ def bivariate_normal_cdf(h, k, corr):
 
 
 def agreement(m_t, q_t, b_t, m_s, q_s, r, b_s, delta, rho):
-    """``P(sign h_s = sign h_t)`` on a fresh input, teacher ``(m_t, q_t, b_t)``, student ``(m_s, q_s, b_s)``.
+    """``P(sign h_s = sign h_t)`` on a fresh input; teacher ``(m_t, q_t, b_t)``, student
+    ``(m_s, q_s, b_s)``, teacher-student overlap ``r``.
 
     Given ``y``, ``(h_t, h_s)`` is Gaussian with means ``(y m_t + b_t, y m_s + b_s)``, variances
     ``(delta q_t, delta q_s)`` and covariance ``delta r``.  With ``u_t = (y m_t + b_t) / sqrt(delta
@@ -145,13 +148,16 @@ def agreement(m_t, q_t, b_t, m_s, q_s, r, b_s, delta, rho):
     ``F = bivariate_normal_cdf``, and ``agreement = 1 - sum_y P(y) disagreement(y)``.
     Identical classifiers give exactly 1 (``F(u, -u, -1) = 0``).
     """
+    m_t, q_t, b_t, m_s, q_s, r, b_s, delta, rho = jnp.broadcast_arrays(
+        m_t, q_t, b_t, m_s, q_s, r, b_s, delta, rho
+    )
     corr = jnp.clip(r / jnp.sqrt(q_t * q_s), -1.0, 1.0)
     scale_t = jnp.sqrt(delta * q_t)
     scale_s = jnp.sqrt(delta * q_s)
 
-    def disagreement(y):
-        u_t = (y * m_t + b_t) / scale_t
-        u_s = (y * m_s + b_s) / scale_s
-        return bivariate_normal_cdf(u_t, -u_s, -corr) + bivariate_normal_cdf(-u_t, u_s, -corr)
-
-    return 1.0 - (rho * disagreement(1.0) + (1.0 - rho) * disagreement(-1.0))
+    u_t = jnp.stack([(m_t + b_t) / scale_t, (b_t - m_t) / scale_t])  # y = +1, -1
+    u_s = jnp.stack([(m_s + b_s) / scale_s, (b_s - m_s) / scale_s])
+    # one batched evaluation of F: axis 0 is (h_t > 0 > h_s, h_t < 0 < h_s), axis 1 is y = +1, -1
+    cdf = bivariate_normal_cdf(jnp.stack([u_t, -u_t]), jnp.stack([-u_s, u_s]), -corr)
+    disagreement = cdf[0] + cdf[1]
+    return 1.0 - (rho * disagreement[0] + (1.0 - rho) * disagreement[1])

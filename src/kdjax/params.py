@@ -146,15 +146,16 @@ class Student:
 class SolverConfig:
     """Numerical settings of every theory solve (static).
 
-    degree: Gauss-Hermite nodes per Gaussian dimension; newton_steps: iterations of the
+    degree: quadrature nodes of 1-D Gaussian averages; degree_2d: nodes per dimension of the
+    2-D (teacher, student) averages; newton_steps: iterations of the
     safeguarded Newton solve of each proximal map; tol: bound on the undamped residual
     ``max |F(x) - x|`` of the outer fixed point; max_steps: outer iteration limit;
     damping: weight ``eta`` of the new iterate in ``x <- (1 - eta) x + eta F(x)``.
     """
 
-    degree: int = 64
-    degree_2d: int = 40
-    newton_steps: int = 40
+    degree: int = 128
+    degree_2d: int = 48
+    newton_steps: int = 100
     tol: float = 1e-10
     max_steps: int = 2000
     damping: float = 0.5

@@ -1,37 +1,43 @@
 """Finite-N experiments of exactly the MODEL.md objectives: the ground truth of the theory.
 
-Per seed (all seeds in one ``jit(vmap)`` call): draw the cluster direction ``v``, the training
-set, train the teacher, build the soft labels, train the student, and measure on ``n_test``
-fresh test inputs.  Everything follows the caller's float dtype (no global JAX configuration).
+Per seed, all seeds in one ``jit(vmap)`` call: draw the cluster direction ``v`` and the training
+set, train the teacher, build the soft labels, train the student, measure on ``n_test`` fresh
+test inputs.  Everything follows the caller's float dtype (no global JAX configuration).
+Seed ``s`` uses ``jax.random.PRNGKey(s)``; ``simulate_student``'s teacher is the one
+``simulate_teacher`` returns for the same seed.
 
-Minimisation (``_newton``): full-batch damped Newton on ``theta = (w, b)`` with the exact
-``(d+1) x (d+1)`` Hessian (Cholesky, relative shift ``1e-12 tr H / (d+1)`` so that singular cases,
-e.g. ``lam = 0`` with fewer samples than weights, take the minimum-norm branch from ``theta = 0``),
-and a backtracking Armijo line search over ``t = 2^-k`` (all trial steps evaluated at once,
-``O(n)`` each since ``h`` is linear in ``theta``).  Stop when the max-abs gradient of the full
-objective (bias included) is ``<= tol * n`` (``n`` the number of samples of that objective,
-``tol = 1e-10`` in float64).
+Minimisation, all from ``theta = (w, b) = 0``:
 
-- logistic, square (one Newton step is the closed form) and the KD student: as above.
-- hinge: Newton on the softplus-smoothed hinge ``eps * softplus((1 - y h) / eps)`` (an
-  interior-point / entropic-barrier path) with continuation ``eps = 1, 1e-1, ..., 1e-8``; the
-  minimiser differs from the exact SVM by ``O(eps)``.  ``grad_norm`` is that of the smoothed
-  objective at ``eps = 1e-8``; its float64 floor is about ``eps_mach / 1e-8`` per support
-  vector, so the hinge stopping tolerance is ``max(tol, 1e-7) * n``.  ``train_loss`` is the
-  exact hinge.
+- logistic, square and the KD student (``_newton``): full-batch damped Newton with the exact
+  ``(d+1) x (d+1)`` Hessian (Cholesky with a relative shift ``1e-12 tr H / (d+1)``, which keeps
+  singular cases such as ``lam = 0`` with fewer samples than weights solvable: from 0 they reach
+  the minimum-norm minimiser) and Armijo backtracking over ``t = 2^-j`` (all trial points at
+  once, ``O(n)`` each since ``h`` is linear in ``theta``).  Converged when the max-abs gradient
+  of the full objective (bias included) is ``<= tol * n``, ``n`` the number of samples of that
+  objective, ``tol = 1e-12`` in float64 (``100 eps`` in lower precision).  Square loss is
+  quadratic: one Newton step is its closed form.
+- hinge (``_hinge_ipm``): exact primal-dual interior-point method (Mehrotra) on the QP
+  ``min lam/2 |w|^2 + sum xi, xi_i >= 1 - y_i h_i, xi >= 0``; same reduced Hessian structure,
+  ~15 iterations.  Converged when the complementarity ``mu <= 100 tol``, the primal residual
+  ``<= 100 tol`` and the last change of ``theta`` is ``<= 1e4 tol max(1, |theta|_inf)`` (the
+  rate is ~1e-2 per iteration at the end, so ``theta`` is exact to ~``100 tol``).  Its
+  ``grad_norm`` is the stationarity residual ``max |P theta - A^T (y alpha)|`` with the dual
+  multipliers ``alpha`` in [0, 1] (a subgradient certificate); its float64 floor is ~1e-8 because
+  the multipliers of margin support vectors are ill-determined, so it is reported, not tested.
 
 No finite minimiser (MODEL.md): with ``lam = 0`` the solve stops as soon as the iterate puts every
-training sample on the side where its loss decreases to its infimum along ``theta -> c theta``
-(``y h > 0`` for logistic/hinge; for the student, the zero-slope side of
-``a * softplus(-y u) + (1 - a) T^2 CE(p, sigmoid(u / T))``, which for ``0 < p < 1`` only a hard
-label ``a = 1`` has).  Such a point proves the data separable and the infimum unattained:
-``finite_minimiser`` is then False and ``converged`` False.  A solve that exhausts ``max_steps``
-is also ``converged = False``.
+training sample on the side where its loss falls to its infimum along ``theta -> c theta``
+(``y h > 0`` for logistic and hinge; for the student, the zero-slope side of
+``a softplus(-y u) + (1 - a) T^2 CE(p, sigmoid(u / T))``, which only a hard label ``a = 1`` has
+when ``0 < p < 1``).  Such a point proves the data separable and the infimum unattained:
+``finite_minimiser`` and ``converged`` are then False.  A solve that exhausts ``max_steps`` or
+whose line search stalls is ``converged = False`` too.
 
-Results are per-seed arrays (shape ``(n_seeds,)``).  ``.mean()`` / ``.sem()`` return an object of
-the same class whose leaves are numpy scalars (``converged`` becomes the fraction of converged
-seeds); by default they raise ``ValueError`` naming the failure when any seed did not converge
-(``failed="drop"`` averages the converged seeds only, ``failed="keep"`` all seeds).
+Results hold per-seed arrays of shape ``(n_seeds,)``.  ``.mean()`` / ``.sem()`` return an object
+of the same class with numpy-scalar leaves (booleans become fractions, e.g. of converged seeds);
+by default they raise ``ValueError`` naming the failure when any seed did not converge
+(``failed="drop"``: aggregate the converged seeds only; ``failed="keep"``: all seeds).
+``.check()`` raises the same error and otherwise returns the object.
 """
 
 from __future__ import annotations
@@ -39,7 +45,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -50,7 +55,6 @@ from .params import Mixture, Student, Teacher
 
 _LINE_SEARCH_STEPS = 60  # trial steps t = 2^-k, k < 60
 _ARMIJO = 1e-4
-_TEST_CHUNK_ELEMENTS = 2**22  # test inputs are drawn in chunks of about this many entries
 
 
 # --------------------------------------------------------------------------- results
@@ -82,6 +86,12 @@ class _Aggregates:
     def sem(self, failed: str = "raise"):
         """Standard error of the mean over seeds (``std(ddof=1) / sqrt(n_seeds)``)."""
         return _aggregate(self, _sem, failed)
+
+    def check(self):
+        """Raise ``ValueError`` naming the failure unless every seed converged; return self."""
+        if not np.asarray(self.converged, dtype=bool).all():
+            raise ValueError(self.failure_message())
+        return self
 
     @property
     def n_seeds(self) -> int:
@@ -127,6 +137,7 @@ class TeacherSimulation(_Aggregates):
     n_steps: jax.Array
 
     def failure_message(self) -> str:
+        """One line naming why seeds failed (no finite minimiser / tolerance not reached)."""
         msgs = _failures("teacher", self.converged, self.finite_minimiser, "lam_t")
         return "; ".join(msgs) or "all seeds converged"
 
@@ -160,6 +171,7 @@ class StudentSimulation(_Aggregates):
     n_steps: jax.Array
 
     def failure_message(self) -> str:
+        """One line naming why seeds failed (no finite minimiser / tolerance not reached)."""
         msgs = _failures("teacher", self.teacher.converged, self.teacher.finite_minimiser, "lam_t")
         own = np.asarray(self.converged) | ~np.asarray(self.teacher.converged)
         msgs += _failures("student", own, self.finite_minimiser, "lam_s (hard labels)")
@@ -244,6 +256,9 @@ def _student_loss(y, tau, a, T):
 def _cholesky_solver(hess, shift):
     """Cholesky of hess + shift * tr(hess)/d * I (the shift keeps singular cases solvable)."""
     d = hess.shape[0]
+    # the barrier keeps XLA:CPU from giving the Hessian's dot the column-major layout of the
+    # LAPACK call, which sends that dot to a ~10x slower code path
+    hess = jax.lax.optimization_barrier(hess)
     scale = jnp.trace(hess) / d
     chol = jnp.linalg.cholesky(hess + shift * scale * jnp.eye(d, dtype=hess.dtype))
 
@@ -257,8 +272,8 @@ def _cholesky_solver(hess, shift):
 def _newton(A, parts, recession, lam, *, tol, max_steps):
     """Minimise f = sum_i loss(A theta)_i + lam/2 |theta[:-1]|^2 (last column of A = bias).
 
-    Damped Newton + Armijo backtracking; stops when max|grad f| <= tol * n, or when (lam = 0) the
-    iterate is a recession direction (no finite minimiser).
+    Damped Newton + Armijo backtracking from theta = 0; stops when max|grad f| <= tol * n, or
+    when (lam = 0) the iterate is a recession direction (no finite minimiser).
     Returns (theta, grad_norm, converged, finite_minimiser, n_steps).
     """
     dtype = A.dtype
@@ -270,18 +285,18 @@ def _newton(A, parts, recession, lam, *, tol, max_steps):
     ts = 0.5 ** jnp.arange(_LINE_SEARCH_STEPS, dtype=dtype)
     tol_abs = tol * max(n, 1)
 
-    def grad_at(theta):
+    def evaluate(theta, k):
         h = A @ theta
-        value, d1_, d2_ = parts(h)
-        return h, value, d1_, d2_, A.T @ d1_ + pen * theta
+        value, g1, g2 = parts(h)
+        grad = A.T @ g1 + pen * theta
+        separated = (lam == 0) & recession(h)
+        stop = (jnp.max(jnp.abs(grad)) <= tol_abs) | separated | ~jnp.all(jnp.isfinite(grad))
+        return theta, k, h, value, g2, grad, stop, separated
 
     def body(state):
-        theta, k, _, _ = state
-        h, value, g1, g2, grad = grad_at(theta)
-        separated = (lam == 0) & recession(h)
-        stop = (jnp.max(jnp.abs(grad)) <= tol_abs) | separated
+        theta, k, h, value, g2, grad, _, _ = state
         p = -_cholesky_solver((A * g2[:, None]).T @ A + jnp.diag(pen), shift)(grad)
-        # backtracking over t = 2^-k, all trial points at once (h is linear in theta)
+        # backtracking over t = 2^-j, all trial points at once (h is linear in theta)
         f0 = jnp.sum(value) + 0.5 * jnp.sum(pen * theta**2)
         trial_theta = theta[None, :] + ts[:, None] * p[None, :]
         trial = parts(h[None, :] + ts[:, None] * (A @ p)[None, :])[0].sum(axis=1)
@@ -289,15 +304,15 @@ def _newton(A, parts, recession, lam, *, tol, max_steps):
         slack = 10 * eps_mach * (jnp.sum(jnp.abs(value)) + 0.5 * jnp.sum(pen * theta**2))
         ok = trial <= f0 + _ARMIJO * ts * (grad @ p) + slack
         t = jnp.where(jnp.any(ok), ts[jnp.argmax(ok)], 0.0)
-        theta = jnp.where(stop, theta, theta + t * p)
-        return theta, k + (~stop).astype(k.dtype), stop, separated
+        new = evaluate(theta + t * p, k + 1)
+        return new[:6] + (new[6] | (t == 0),) + new[7:]  # t == 0: line search stalled
 
     def cond(state):
-        return ~state[2] & (state[1] < max_steps)
+        return ~state[6] & (state[1] < max_steps)
 
-    state = (jnp.zeros(d1, dtype), jnp.zeros((), jnp.int32), jnp.zeros((), bool), jnp.zeros((), bool))
-    theta, k, _, diverged = jax.lax.while_loop(cond, body, state)
-    gnorm = jnp.max(jnp.abs(grad_at(theta)[-1]))
+    state = evaluate(jnp.zeros(d1, dtype), jnp.zeros((), jnp.int32))
+    theta, k, _, _, _, grad, _, diverged = jax.lax.while_loop(cond, body, state)
+    gnorm = jnp.max(jnp.abs(grad))
     converged = (gnorm <= tol_abs) & ~diverged & jnp.all(jnp.isfinite(theta))
     return theta, gnorm, converged, ~diverged, k
 
@@ -307,11 +322,9 @@ def _hinge_ipm(A, y, lam, *, tol, max_steps):
 
     QP: min lam/2 |w|^2 + sum xi  s.t.  y_i h_i + xi_i - 1 = s_i >= 0, xi_i >= 0, duals alpha
     (the SVM dual variables, in [0, 1]) and beta = 1 - alpha.  Each iteration solves the reduced
-    (d+1) x (d+1) system P + A^T diag(D) A, D = 1 / (xi/beta + s/alpha).  Stops when
-    mu = (s.alpha + xi.beta)/(2n) <= tol, max|y h + xi - 1 - s| <= 10 tol and the last step in
-    theta is <= 100 tol max(1, |theta|_inf) (linear rate ~1e-2 at the end, so theta is accurate to
-    about tol); grad_norm is the stationarity residual max|P theta - A^T (y alpha)|, whose float64
-    floor is ~1e-7 because the multipliers of margin support vectors are ill-determined.
+    (d+1) x (d+1) system P + A^T diag(D) A, D = 1 / (xi/beta + s/alpha), P = diag(lam, .., 0).
+    With t = 100 tol, stops when mu = (s.alpha + xi.beta)/(2n) <= t, max|y h + xi - 1 - s| <= t
+    and the last change of theta is <= 100 t max(1, |theta|_inf) (see the module docstring).
     Returns (theta, grad_norm, converged, finite_minimiser, n_steps).
     """
     dtype = A.dtype
@@ -319,6 +332,7 @@ def _hinge_ipm(A, y, lam, *, tol, max_steps):
     lam = jnp.asarray(lam, dtype)
     pen = jnp.full((d1,), lam, dtype).at[-1].set(0)
     shift = max(1e-14, 100 * float(jnp.finfo(dtype).eps))
+    tol = 100 * tol
 
     def residuals(theta, xi, s, alpha, beta):
         h = A @ theta
@@ -361,7 +375,7 @@ def _hinge_ipm(A, y, lam, *, tol, max_steps):
         move = jnp.max(jnp.abs(new[0] - theta))
         separated = (lam == 0) & jnp.all(y * (A @ new[0]) > 0)
         _, _, _, r_p_new, mu_new = residuals(*new)
-        done = ((mu_new <= tol) & (jnp.max(jnp.abs(r_p_new)) <= 10 * tol)
+        done = ((mu_new <= tol) & (jnp.max(jnp.abs(r_p_new)) <= tol)
                 & (move <= 100 * tol * jnp.maximum(1.0, jnp.max(jnp.abs(new[0])))))
         ok = jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in new]))
         new = jax.tree.map(lambda x, old: jnp.where(ok, x, old), new, (theta, xi, s, alpha, beta))
@@ -383,80 +397,87 @@ def _hinge_ipm(A, y, lam, *, tol, max_steps):
 # --------------------------------------------------------------------------- experiment
 
 
-def _sample(key, v, n, rho, delta, dtype):
-    """n samples x = y v / sqrt(N) + sqrt(delta) z, P(y = +1) = rho."""
+def _sample(key, v, n, rho, delta):
+    """n samples x = y v / sqrt(N) + sqrt(delta) z with P(y = +1) = rho."""
     k_y, k_z = jax.random.split(key)
-    N = v.shape[0]
+    N, dtype = v.shape[0], v.dtype
     y = jnp.where(jax.random.uniform(k_y, (n,), dtype) < rho, 1.0, -1.0).astype(dtype)
     z = jax.random.normal(k_z, (n, N), dtype)
     return y[:, None] * v[None, :] / math.sqrt(N) + jnp.sqrt(delta) * z, y
 
 
+def _draw(key, mixture, N, n, dtype):
+    """One seed's cluster direction v and training set (x: (n, N), y: (n,))."""
+    keys = {name: jax.random.fold_in(key, i) for i, name in enumerate(("v", "train", "fresh", "test"))}
+    rho = jnp.asarray(mixture.rho, dtype)
+    delta = jnp.asarray(mixture.delta, dtype)
+    v = jax.random.normal(keys["v"], (N,), dtype)
+    x, y = _sample(keys["train"], v, n, rho, delta)
+    return dict(keys=keys, v=v, x=x, y=y, rho=rho, delta=delta)
+
+
 def _design(x, d):
-    """A = [x_{:, :d} / sqrt(N), 1]: h = A (w, b)."""
+    """A = [x[:, :d] / sqrt(N), 1] with N = x.shape[1], so that h = A (w, b)."""
     N = x.shape[1]
     return jnp.concatenate([x[:, :d] / math.sqrt(N), jnp.ones((x.shape[0], 1), x.dtype)], axis=1)
 
 
-def _test_counts(key, v, w_t, b_t, w_s, b_s, n_test, rho, delta):
-    """Errors of teacher / student and their sign agreement on n_test fresh inputs (chunked)."""
-    N = v.shape[0]
-    dtype = v.dtype
-    chunk = max(1, min(n_test, _TEST_CHUNK_ELEMENTS // N))
-    n_chunks = -(-n_test // chunk)
-
-    def one(j):
-        x, y = _sample(jax.random.fold_in(key, j), v, chunk, rho, delta, dtype)
-        valid = (j * chunk + jnp.arange(chunk)) < n_test
-        h_t = x @ w_t / math.sqrt(N) + b_t
-        err_t = jnp.sum(valid & (jnp.sign(h_t) != y))
-        if w_s is None:
-            return err_t, err_t, err_t
-        h_s = x[:, : w_s.shape[0]] @ w_s / math.sqrt(N) + b_s
-        err_s = jnp.sum(valid & (jnp.sign(h_s) != y))
-        agree = jnp.sum(valid & (jnp.sign(h_s) == jnp.sign(h_t)))
-        return err_t, err_s, agree
-
-    counts = jax.lax.map(one, jnp.arange(n_chunks))
-    return tuple(jnp.sum(c).astype(dtype) / n_test for c in counts)
+def _fit_teacher(x, y, teacher, *, tol, max_steps):
+    """Teacher ERM on (x, y); returns (theta = (w, b), grad_norm, converged, finite, n_steps)."""
+    A = _design(x, x.shape[1])
+    if teacher.loss == "hinge":
+        return _hinge_ipm(A, y, teacher.lam, tol=tol, max_steps=max_steps)
+    parts, recession = _teacher_loss(teacher.loss, y)
+    return _newton(A, parts, recession, teacher.lam, tol=tol, max_steps=max_steps)
 
 
-def _keys(key):
-    return {name: jax.random.fold_in(key, i) for i, name in enumerate(("v", "train", "fresh", "test"))}
+def _fit_student(x, y, h_t, student, N_s, *, tol, max_steps):
+    """KD student on the first N_s coordinates of x, soft labels sigmoid(h_t / T)."""
+    T = jnp.asarray(student.temperature, x.dtype)
+    parts, recession = _student_loss(y, h_t / T, jnp.asarray(student.hard_weight, x.dtype), T)
+    return _newton(_design(x, N_s), parts, recession, student.lam, tol=tol, max_steps=max_steps)
+
+
+def _test_set(key, n_test, rho, dtype):
+    """Labels and standard normals for the n_test fresh test inputs.
+
+    A test input x = y v/sqrt(N) + sqrt(delta) z enters only through y and the Gaussian vector
+    (w_t.z, w_s.z_S)/sqrt(N) ~ N(0, [[q_t, r], [r, q_s]]); drawing that pair from its exact law
+    is identical in distribution to drawing z (and costs 2 normals instead of N per input).
+    """
+    k_y, k_g = jax.random.split(key)
+    y = jnp.where(jax.random.uniform(k_y, (n_test,), dtype) < rho, 1.0, -1.0).astype(dtype)
+    return y, jax.random.normal(k_g, (n_test, 2), dtype)
+
+
+def _error(h, y):
+    return jnp.mean((jnp.sign(h) != y).astype(h.dtype))
 
 
 def _teacher_run(key, mixture, teacher, N, n, tol, max_steps, dtype):
-    keys = _keys(key)
-    rho = jnp.asarray(mixture.rho, dtype)
-    delta = jnp.asarray(mixture.delta, dtype)
-    v = jax.random.normal(keys["v"], (N,), dtype)
-    x, y = _sample(keys["train"], v, n, rho, delta, dtype)
-    A = _design(x, N)
-    parts, recession = _teacher_loss(teacher.loss, y)
-    if teacher.loss == "hinge":
-        solution = _hinge_ipm(A, y, teacher.lam, tol=tol, max_steps=max_steps)
-    else:
-        solution = _newton(A, parts, recession, teacher.lam, tol=tol, max_steps=max_steps)
-    theta, gnorm, converged, finite, k = solution
-    h = A @ theta
+    ctx = _draw(key, mixture, N, n, dtype)
+    v, x, y, rho, delta = ctx["v"], ctx["x"], ctx["y"], ctx["rho"], ctx["delta"]
+    theta, gnorm, converged, finite, k = _fit_teacher(x, y, teacher, tol=tol, max_steps=max_steps)
     w, b = theta[:-1], theta[-1]
+    h = x @ w / math.sqrt(N) + b
     m, q = w @ v / N, w @ w / N
-    loss_values = parts(h)[0]
+    parts, _ = _teacher_loss(teacher.loss, y)
     fields = dict(
-        m=m, q=q, b=b, gen_error=_gen_error(m, q, b, rho, delta),
-        train_error=jnp.mean(jnp.sign(h) != y).astype(dtype), train_loss=jnp.mean(loss_values),
-        grad_norm=gnorm, converged=converged, finite_minimiser=finite, n_steps=k,
+        m=m, q=q, b=b, gen_error=_gen_error(m, q, b, rho, delta), train_error=_error(h, y),
+        train_loss=jnp.mean(parts(h)[0]), grad_norm=gnorm, converged=converged,
+        finite_minimiser=finite, n_steps=k,
     )
-    return fields, dict(keys=keys, v=v, x=x, y=y, h=h, w=w, b=b, rho=rho, delta=delta)
+    ctx.update(h=h, w=w, b=b, m=m, q=q)
+    return fields, ctx
 
 
 @functools.partial(jax.jit, static_argnames=("N", "n", "n_test", "tol", "max_steps", "dtype"))
 def _teacher_batch(keys, mixture, teacher, *, N, n, n_test, tol, max_steps, dtype):
     def one(key):
         fields, ctx = _teacher_run(key, mixture, teacher, N, n, tol, max_steps, dtype)
-        err, _, _ = _test_counts(ctx["keys"]["test"], ctx["v"], ctx["w"], ctx["b"], None, None,
-                                 n_test, ctx["rho"], ctx["delta"])
-        return TeacherSimulation(test_error=err, **fields)
+        y, xi = _test_set(ctx["keys"]["test"], n_test, ctx["rho"], dtype)
+        h_t = y * ctx["m"] + ctx["b"] + jnp.sqrt(ctx["delta"] * ctx["q"]) * xi[:, 0]
+        return TeacherSimulation(test_error=_error(h_t, y), **fields)
 
     return jax.vmap(one)(keys)
 
@@ -467,29 +488,34 @@ def _teacher_batch(keys, mixture, teacher, *, N, n, n_test, tol, max_steps, dtyp
 def _student_batch(keys, mixture, teacher, student, *, N, n, N_s, n_s, n_test, tol, max_steps, dtype):
     def one(key):
         t_fields, ctx = _teacher_run(key, mixture, teacher, N, n, tol, max_steps, dtype)
+        v, delta, w_t, b_t = ctx["v"], ctx["delta"], ctx["w"], ctx["b"]
         if student.data == "same":
             x, y, h_t = ctx["x"], ctx["y"], ctx["h"]
         else:
-            x, y = _sample(ctx["keys"]["fresh"], ctx["v"], n_s, ctx["rho"], ctx["delta"], dtype)
-            h_t = x @ ctx["w"] / math.sqrt(N) + ctx["b"]
-        T = jnp.asarray(student.temperature, dtype)
-        a = jnp.asarray(student.hard_weight, dtype)
-        A = _design(x, N_s)
-        parts, recession = _student_loss(y, h_t / T, a, T)
-        theta, gnorm, converged, finite, k = _newton(
-            A, parts, recession, student.lam, tol=tol, max_steps=max_steps
+            x, y = _sample(ctx["keys"]["fresh"], v, n_s, ctx["rho"], delta)
+            h_t = x @ w_t / math.sqrt(N) + b_t
+        theta, gnorm, converged, finite, k = _fit_student(
+            x, y, h_t, student, N_s, tol=tol, max_steps=max_steps
         )
-        h = A @ theta
         w, b = theta[:-1], theta[-1]
-        v = ctx["v"]
-        m, q, r = w @ v[:N_s] / N, w @ w / N, ctx["w"][:N_s] @ w / N
-        err_t, err_s, agree = _test_counts(ctx["keys"]["test"], v, ctx["w"], ctx["b"], w, b,
-                                           n_test, ctx["rho"], ctx["delta"])
+        h = x[:, :N_s] @ w / math.sqrt(N) + b
+        m, q, r = w @ v[:N_s] / N, w @ w / N, w_t[:N_s] @ w / N
+        T = jnp.asarray(student.temperature, dtype)
+        parts, _ = _student_loss(y, h_t / T, jnp.asarray(student.hard_weight, dtype), T)
+
+        y_test, xi = _test_set(ctx["keys"]["test"], n_test, ctx["rho"], dtype)
+        q_t = ctx["q"]
+        c = jnp.where(q_t > 0, r / jnp.sqrt(jnp.where(q_t > 0, q_t, 1.0)), 0.0)
+        g_t = jnp.sqrt(q_t) * xi[:, 0]
+        g_s = c * xi[:, 0] + jnp.sqrt(jnp.maximum(q - c**2, 0.0)) * xi[:, 1]
+        h_t_test = y_test * ctx["m"] + b_t + jnp.sqrt(delta) * g_t
+        h_s_test = y_test * m + b + jnp.sqrt(delta) * g_s
+        agreement = jnp.mean((jnp.sign(h_s_test) == jnp.sign(h_t_test)).astype(dtype))
         return StudentSimulation(
-            teacher=TeacherSimulation(test_error=err_t, **t_fields),
-            m=m, q=q, r=r, b=b, gen_error=_gen_error(m, q, b, ctx["rho"], ctx["delta"]),
-            test_error=err_s, train_error=jnp.mean(jnp.sign(h) != y).astype(dtype),
-            train_loss=jnp.mean(parts(h)[0]), agreement=agree, grad_norm=gnorm,
+            teacher=TeacherSimulation(test_error=_error(h_t_test, y_test), **t_fields),
+            m=m, q=q, r=r, b=b, gen_error=_gen_error(m, q, b, ctx["rho"], delta),
+            test_error=_error(h_s_test, y_test), train_error=_error(h, y),
+            train_loss=jnp.mean(parts(h)[0]), agreement=agreement, grad_norm=gnorm,
             converged=converged & t_fields["converged"], finite_minimiser=finite, n_steps=k,
         )
 
@@ -526,7 +552,7 @@ def _settings(n_features, n_test, tol, max_steps):
         raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
     dtype = jnp.dtype(jnp.result_type(float))
     if tol is None:
-        tol = max(1e-10, 100 * float(jnp.finfo(dtype).eps))
+        tol = max(1e-12, 100 * float(jnp.finfo(dtype).eps))
     if not 0 < tol < 1:
         raise ValueError(f"tol must be in (0, 1), got {tol:g}")
     return int(n_features), int(n_test), float(tol), int(max_steps), dtype

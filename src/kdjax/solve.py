@@ -72,7 +72,9 @@ jax.tree_util.register_dataclass(
 def solve_fixed_point(F: Callable[[jax.Array, Any], jax.Array], x0, args, config: SolverConfig):
     """Solve ``x = F(x, args)``; differentiable in ``args`` by the implicit function theorem.
 
-    Stage 1: damped iteration from ``x0`` to a loose tolerance (no gradient flows through it).
+    Stage 1: damped iteration from ``x0`` to a loose tolerance, keeping the best iterate (a
+    fixed point that is unstable for the iteration is still a good start for stage 2); no
+    gradient flows through it.
     Stage 2: Newton on ``F(x) - x`` to ``config.tol`` with ``ImplicitAdjoint``.
     ``converged`` is true only when stage 2 succeeded and the undamped residual at the
     returned point is finite and below ``config.tol`` (in the mixed abs/rel scale).
@@ -81,7 +83,7 @@ def solve_fixed_point(F: Callable[[jax.Array, Any], jax.Array], x0, args, config
     loose = max(config.tol**0.5, 1e-6)
     warm = optx.fixed_point(
         fn,
-        DampedIteration(rtol=loose, atol=loose, damping=config.damping),
+        optx.BestSoFarFixedPoint(DampedIteration(rtol=loose, atol=loose, damping=config.damping)),
         x0,
         jax.lax.stop_gradient(args),
         max_steps=config.max_steps,

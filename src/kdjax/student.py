@@ -1,7 +1,9 @@
 """The student's saddle-point equations and observables (docs/theory.md, Sec. 3).
 
 The solved teacher enters as fixed numbers ``(m_t, q_t, b_t, V_t)``; the student's state is
-``x = (m_s, q_s, r, b_s, V_ss, V_st)``.  On a training sample of class ``y`` the two cavity
+``x = (m_s, sigma, r, b_s, V_ss, V_st)`` with ``sigma = sqrt(q_s - r^2/q_t)`` the part of the student's
+field not explained by the teacher's (so the student that copies the teacher, ``sigma = 0``, is an
+interior point of the state space rather than the edge ``q_s q_t = r^2``).  On a training sample of class ``y`` the two cavity
 fields are jointly Gaussian (3.1),
 
     omega_t = y m_t + b_t + sqrt(delta) u_t,   omega_s = y m_s + b_s + sqrt(delta) u_s,
@@ -80,20 +82,31 @@ def _teacher_state(teacher_result: TeacherResult):
 
 
 class _Nodes:
-    """Cavity fields of both classes at the tensor-product quadrature nodes (3.1)."""
+    """Cavity fields of both classes at the 2-D quadrature nodes (3.1), Sec. 1.3.
+
+    ``u_t = sqrt(q_t) xi_1`` and ``u_s = slope xi_1 + cond_sd xi_2``.  ``xi_1`` uses the
+    refined rule of ``quadrature.sinh_rule`` centred where the teacher's field crosses 0;
+    ``xi_2`` (the student's own noise, often small, exactly 0 when the student copies the
+    teacher) uses Gauss-Hermite.  Arrays have shape ``(2 classes, K * K)``.
+    """
 
     def __init__(self, x, t_state, mixture, config):
-        m_s, q_s, r, b_s = x[0], x[1], x[2], x[3]
+        m_s, sigma, r, b_s = x[0], x[1], x[2], x[3]
         m_t, q_t, b_t, _ = t_state
-        xi1, xi2, self.w = quad.gauss_hermite_2d(config.degree_2d, x.dtype)
+        K = config.degree_2d
         self.y = quad.labels(x.dtype)
         sd = jnp.sqrt(mixture.delta)
-        self.slope = r / quad.safe_sqrt(q_t)  # u_s = slope xi1 + cond_sd xi2
-        self.cond_sd = quad.safe_sqrt(q_s - r**2 / q_t)
+        self.slope = r / quad.safe_sqrt(q_t)
+        self.cond_sd = sigma
         self.mean_s = self.y * m_s + b_s
         self.mean_t, self.sd_t = self.y * m_t + b_t, sd * quad.safe_sqrt(q_t)
-        self.omega_t = self.omega_t_at(xi1)
-        self.omega_s = self.mean_s + sd * (self.slope * xi1 + self.cond_sd * xi2)
+        xi1, w1 = quad.sinh_rule(-self.mean_t[:, 0] / self.sd_t, 1.0 / (1.0 + self.sd_t), K)
+        s2 = sd * self.cond_sd
+        mean2 = self.mean_s + sd * self.slope * xi1  # (2, K): student's field given xi1
+        xi2, w2 = quad.gauss_hermite(K, x.dtype)  # exact as the conditional noise vanishes
+        self.w = (w1[:, :, None] * w2).reshape(2, K * K)
+        self.omega_t = jnp.broadcast_to(self.omega_t_at(xi1)[:, :, None], (2, K, K)).reshape(2, K * K)
+        self.omega_s = (mean2[:, :, None] + s2 * xi2).reshape(2, K * K)
 
     def omega_t_at(self, xi1):
         return self.mean_t + self.sd_t * xi1
@@ -132,9 +145,9 @@ def student_map(x, args):
 
     ones = jnp.ones_like(nodes.omega_s)
     zeros = jnp.zeros_like(nodes.omega_s)
-    f_t, fs, _, _ = _student_channel(nodes.omega_t, nodes.omega_s, y, x, V_t, teacher, student, config)
-    D_ss = -jax.jvp(f_s, (nodes.omega_t, nodes.omega_s), (zeros, ones))[1]
-    D_st = -jax.jvp(f_s, (nodes.omega_t, nodes.omega_s), (ones, zeros))[1]
+    f_t = _teacher_channel(nodes.omega_t, y, teacher, V_t, student.data, config)[1]
+    fs, f_s_lin = jax.linearize(f_s, nodes.omega_t, nodes.omega_s)
+    D_ss, D_st = -f_s_lin(zeros, ones), -f_s_lin(ones, zeros)
 
     mean = lambda g: nodes.mean(g, mixture.rho)
     alpha, delta, gamma = student_alpha(mixture, student), mixture.delta, student.gamma
@@ -154,7 +167,16 @@ def student_map(x, args):
     )
     V_ss = delta * gamma * c
     V_st = -delta * gamma * c * Vh_st * A_t if student.data == "same" else jnp.zeros_like(V_ss)
-    return jnp.stack([m_s, q_s, r, b_new, V_ss, V_st])
+    # sigma^2 = q_s - r^2/q_t, written as sigma <- sigma A / (sigma^2 + tiny): the same fixed
+    # points for sigma > 0, smooth through sigma = 0 (a copy of the teacher) where sqrt is not.
+    A = q_s - r**2 / q_t
+    sigma = x[1] * A / (x[1] ** 2 + 1e-24 * q_t)
+    return jnp.stack([m_s, sigma, r, b_new, V_ss, V_st])
+
+
+def student_q(x, t_state):
+    """``q_s = r^2 / q_t + sigma^2`` from the state."""
+    return x[2] ** 2 / t_state[1] + x[1] ** 2
 
 
 def initial_state(t_state, student: Student):
@@ -162,7 +184,8 @@ def initial_state(t_state, student: Student):
     m_t, q_t, b_t, V_t = t_state
     g = student.gamma
     V_st = g * V_t if student.data == "same" else 0.0 * V_t
-    return jnp.stack([g * m_t, g * q_t, g * q_t, b_t, g * V_t, V_st])
+    sigma = jnp.sqrt(jnp.maximum(g * (1.0 - g), 0.01) * q_t)  # ~ q_s = r = gamma q_t
+    return jnp.stack([g * m_t, sigma, g * q_t, b_t, g * V_t, V_st])
 
 
 def has_finite_minimiser(mixture: Mixture, student: Student):
@@ -216,7 +239,8 @@ def _train_error(x, t_state, mixture, teacher, student, config):
 
 def student_observables(x, t_state, mixture, teacher, student, config):
     """Generalisation error, agreement, training error and loss at the fixed point ``x``."""
-    m_s, q_s, r, b_s = x[0], x[1], x[2], x[3]
+    m_s, r, b_s = x[0], x[2], x[3]
+    q_s = student_q(x, t_state)
     m_t, q_t, b_t, V_t = t_state
     nodes = _Nodes(x, t_state, mixture, config)
     y = nodes.y
@@ -241,7 +265,7 @@ def solve_student_raw(
     finite = has_finite_minimiser(mixture, student)
     x = fp.x
     return StudentResult(
-        gen_error=gen, m=x[0], q=x[1], r=x[2], b=x[3], agreement=agree,
+        gen_error=gen, m=x[0], q=student_q(x, t_state), r=x[2], b=x[3], agreement=agree,
         train_error=train_err, train_loss=train_loss, V=x[4], V_st=x[5],
         converged=fp.converged & finite & teacher_result.converged,
         residual=fp.residual, iterations=fp.iterations, finite_minimiser=finite,

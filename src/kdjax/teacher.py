@@ -62,8 +62,11 @@ class Moments:
 
 
 def _quadrature_moments(loss, y, mean, sd, V, config):
-    """Moments of the channel by Gauss-Hermite quadrature over ``omega = mean + sd xi``."""
-    xi, w = quad.gauss_hermite(config.degree, jnp.result_type(mean))
+    """Moments of the channel by quadrature over ``omega = mean + sd xi`` (Sec. 1.3).
+
+    The nodes are refined where ``omega`` crosses 0, the turning point of every loss.
+    """
+    xi, w = quad.sinh_rule(-mean[..., 0] / sd, 1.0 / (1.0 + sd), config.degree)
     omega = mean + sd * xi
     prox = lambda o: losses.prox_teacher(loss, y, o, V, config.newton_steps)
     h, dh = jax.jvp(prox, (omega,), (jnp.ones_like(omega),))

@@ -1,0 +1,229 @@
+"""Bayes-optimal baseline and separability threshold of the Gaussian mixture."""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from scipy.optimize import linprog, minimize_scalar  # noqa: E402
+from scipy.stats import norm  # noqa: E402
+
+from kdjax.bayes import (  # noqa: E402
+    bayes_optimal_error,
+    bayes_optimal_overlaps,
+    separability_threshold,
+)
+from kdjax.observables import gen_error  # noqa: E402
+from kdjax.params import Mixture  # noqa: E402
+
+bo_error = jax.jit(bayes_optimal_error)
+bo_overlaps = jax.jit(bayes_optimal_overlaps)
+
+# --- Bayes-optimal classifier -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alpha, delta", [(0.1, 1.0), (1.0, 1.0), (3.0, 0.5), (10.0, 2.0)])
+def test_bayes_error_balanced_closed_form(alpha, delta):
+    expected = norm.cdf(-np.sqrt(alpha / (delta * (alpha + delta))))
+    assert float(bo_error(Mixture(alpha, delta, 0.5))) == pytest.approx(expected, rel=1e-13)
+
+
+def test_bayes_error_decreases_with_alpha_and_increases_with_delta():
+    alphas = jnp.geomspace(0.05, 50.0, 30)
+    err = jax.jit(jax.vmap(lambda a: bayes_optimal_error(Mixture(a, 0.8, 0.3))))(alphas)
+    assert np.all(np.diff(np.asarray(err)) < 0)
+    deltas = jnp.geomspace(0.05, 20.0, 30)
+    err = jax.jit(jax.vmap(lambda d: bayes_optimal_error(Mixture(2.0, d, 0.3))))(deltas)
+    assert np.all(np.diff(np.asarray(err)) > 0)
+
+
+def test_bayes_error_symmetric_under_class_swap():
+    for alpha, delta, rho in [(0.5, 1.0, 0.2), (2.0, 0.3, 0.35), (7.0, 2.0, 0.9)]:
+        a = float(bo_error(Mixture(alpha, delta, rho)))
+        b = float(bo_error(Mixture(alpha, delta, 1.0 - rho)))
+        assert a == pytest.approx(b, rel=1e-13)
+        assert float(bo_overlaps(Mixture(alpha, delta, rho)).b) == pytest.approx(
+            -float(bo_overlaps(Mixture(alpha, delta, 1.0 - rho)).b), rel=1e-13
+        )
+
+
+def test_bayes_error_tends_to_oracle_with_known_cluster_direction():
+    delta, rho = 1.0, 0.3
+    b = 0.5 * delta * np.log(rho / (1 - rho))  # likelihood-ratio threshold with v known
+    sd = np.sqrt(delta)
+    oracle = rho * norm.cdf(-(1 + b) / sd) + (1 - rho) * norm.cdf(-(1 - b) / sd)
+    assert float(bo_error(Mixture(1e9, delta, rho))) == pytest.approx(oracle, rel=1e-7)
+
+
+def test_bayes_bias_is_optimal_for_its_overlaps():
+    mix = Mixture(1.3, 0.7, 0.25)
+    m, q, b = (float(x) for x in bo_overlaps(mix))
+    err = jax.jit(gen_error)
+    d_eps_db = jax.jit(jax.grad(gen_error, argnums=2))(m, q, b, mix.delta, mix.rho)
+    assert abs(float(d_eps_db)) < 1e-13
+    eps = float(err(m, q, b, mix.delta, mix.rho))
+    for shift in (-0.1, 0.1):
+        assert float(err(m, q, b + shift, mix.delta, mix.rho)) > eps
+
+
+def simulate_posterior_mean_classifier(N, alpha, delta, rho, seed):
+    """Test error, m, q of the exact finite-N Bayes classifier on one sampled training set."""
+    rng = np.random.default_rng(seed)
+    n = int(round(alpha * N))
+    v = rng.standard_normal(N)
+    y = np.where(rng.random(n) < rho, 1.0, -1.0)
+    x = y[:, None] * v / np.sqrt(N) + np.sqrt(delta) * rng.standard_normal((n, N))
+    a = n / N
+    # posterior N(v_hat, delta / (a + delta) I), v_hat = sum_i y_i x_i / (sqrt(N) (a + delta))
+    v_hat = (y @ x) / (np.sqrt(N) * (a + delta))
+    # posterior predictive: x | y ~ N(y v_hat / sqrt(N), delta (1 + 1 / (N (a + delta))) I)
+    b = 0.5 * delta * (1.0 + 1.0 / (N * (a + delta))) * np.log(rho / (1 - rho))
+    m, q = v_hat @ v / N, v_hat @ v_hat / N
+    scale = np.sqrt(delta * q)  # h | y ~ N(y m + b, delta q) exactly, given v and v_hat
+    err = rho * norm.cdf(-(m + b) / scale) + (1 - rho) * norm.cdf(-(m - b) / scale)
+    return err, m, q
+
+
+@pytest.mark.parametrize("alpha, delta, rho", [(1.5, 1.0, 0.3), (0.6, 0.5, 0.8)])
+def test_bayes_error_matches_finite_n_posterior_mean_classifier(alpha, delta, rho):
+    runs = np.array(
+        [simulate_posterior_mean_classifier(1000, alpha, delta, rho, s) for s in range(12)]
+    )
+    mean, se = runs.mean(axis=0), runs.std(axis=0, ddof=1) / np.sqrt(len(runs))
+    mix = Mixture(alpha, delta, rho)
+    m, q, _ = bo_overlaps(mix)
+    theory = np.array([float(bo_error(mix)), float(m), float(q)])
+    assert np.all(np.abs(mean - theory) < 4 * se + 2e-3), (mean, se, theory)
+
+
+def test_bayes_under_jit_vmap_over_mixture_pytree():
+    points = [(0.5, 1.0, 0.5), (1.0, 0.5, 0.2), (4.0, 2.0, 0.7)]
+    mix = Mixture(*(jnp.array(c) for c in zip(*points)))
+    batched = jax.jit(jax.vmap(bayes_optimal_error))(mix)
+    single = [float(bo_error(Mixture(*p))) for p in points]
+    np.testing.assert_allclose(np.asarray(batched), single, rtol=1e-14)
+    g = jax.jit(jax.grad(lambda a: bayes_optimal_error(Mixture(a, 1.0, 0.3))))(2.0)
+    assert np.isfinite(g) and g < 0
+
+
+# --- separability threshold ---------------------------------------------------------------------
+
+
+def reference_threshold(delta, rho):
+    """max_{m, b} (1 - m^2) / E_y g((m + y b) / sqrt(delta)), independently, with scipy."""
+
+    def g(t):
+        return (1 + t * t) * norm.sf(t) - t * norm.pdf(t)
+
+    def denominator(m, b):
+        return rho * g((m + b) / np.sqrt(delta)) + (1 - rho) * g((m - b) / np.sqrt(delta))
+
+    def best_b(m):  # convex in b
+        res = minimize_scalar(lambda b: denominator(m, b), bracket=(-1.0, 1.0), tol=1e-12)
+        return res.fun
+
+    res = minimize_scalar(
+        lambda m: -(1 - m * m) / best_b(m),
+        bounds=(0.0, 1.0),
+        method="bounded",
+        options={"xatol": 1e-10},
+    )
+    return -res.fun
+
+
+REFERENCE_POINTS = [(1.0, 0.5), (0.5, 0.5), (1.0, 0.3), (0.2, 0.15), (5.0, 0.6), (0.05, 0.5)]
+GRID_DELTAS = np.geomspace(0.1, 10.0, 12)
+GRID_RHOS = np.array([0.05, 0.2, 0.35, 0.5])
+
+
+@pytest.fixture(scope="module")
+def batch():
+    """One jit(vmap) evaluation over every (delta, rho) the tests below need (a single compile)."""
+    d, r = np.meshgrid(GRID_DELTAS, GRID_RHOS, indexing="ij")
+    ref_d, ref_r = (np.array(c) for c in zip(*REFERENCE_POINTS))
+    deltas = np.concatenate([ref_d, d.ravel(), d.ravel()])
+    rhos = np.concatenate([ref_r, r.ravel(), 1.0 - r.ravel()])
+    values = np.asarray(jax.jit(jax.vmap(separability_threshold))(deltas, rhos))
+    n_ref, n_grid = len(REFERENCE_POINTS), d.size
+    grid = values[n_ref:].reshape(2, *d.shape)
+    return dict(
+        reference=values[:n_ref],
+        grid=grid[0],
+        grid_swapped=grid[1],
+        deltas=deltas,
+        rhos=rhos,
+        all=values,
+    )
+
+
+def test_separability_threshold_matches_independent_maximisation(batch):
+    ref = np.array([reference_threshold(d, r) for d, r in REFERENCE_POINTS])
+    np.testing.assert_allclose(batch["reference"], ref, rtol=1e-8)
+
+
+def test_separability_threshold_delta_one_balanced_is_about_3_70():
+    assert float(separability_threshold(1.0, 0.5)) == pytest.approx(3.70, abs=5e-3)
+
+
+def test_separability_threshold_large_noise_recovers_cover_capacity():
+    assert float(separability_threshold(1e6, 0.5)) == pytest.approx(2.0, rel=1e-5)
+
+
+def test_separability_threshold_symmetric_in_rho_and_decreasing_in_delta(batch):
+    grid = batch["grid"]
+    np.testing.assert_allclose(grid, batch["grid_swapped"], rtol=1e-10)
+    assert np.all(np.diff(grid, axis=0) < 0)  # larger noise -> smaller threshold
+    assert np.all(np.diff(grid, axis=1) < 0)  # imbalance raises the threshold (rho -> 1/2)
+
+
+def test_separability_threshold_vmap_matches_scalar_calls(batch):
+    for i in (0, 3, 20, 60, 101):
+        scalar = float(separability_threshold(float(batch["deltas"][i]), float(batch["rhos"][i])))
+        assert batch["all"][i] == pytest.approx(scalar, rel=1e-12)
+
+
+def test_separability_threshold_gradient_by_envelope_theorem():
+    g_delta, g_rho = jax.grad(separability_threshold, argnums=(0, 1))(1.0, 0.3)
+    eps = 1e-6
+    s = separability_threshold
+    fd_delta = (float(s(1.0 + eps, 0.3)) - float(s(1.0 - eps, 0.3))) / (2 * eps)
+    fd_rho = (float(s(1.0, 0.3 + eps)) - float(s(1.0, 0.3 - eps))) / (2 * eps)
+    assert float(g_delta) == pytest.approx(fd_delta, rel=1e-6)
+    assert float(g_rho) == pytest.approx(fd_rho, rel=1e-6)
+
+
+def test_separability_threshold_float32_smoke():
+    out32 = separability_threshold(jnp.float32(1.0), jnp.float32(0.5))
+    assert out32.dtype == jnp.float32
+    assert float(out32) == pytest.approx(float(separability_threshold(1.0, 0.5)), rel=1e-5)
+
+
+def is_linearly_separable(N, alpha, delta, rho, seed):
+    """Is there (w, b) with y_i (w . x_i / sqrt(N) + b) >= 1 for all i?  LP feasibility."""
+    rng = np.random.default_rng(seed)
+    n = int(round(alpha * N))
+    v = rng.standard_normal(N)
+    y = np.where(rng.random(n) < rho, 1.0, -1.0)
+    x = y[:, None] * v / np.sqrt(N) + np.sqrt(delta) * rng.standard_normal((n, N))
+    a_ub = -y[:, None] * np.hstack([x / np.sqrt(N), np.ones((n, 1))])
+    free = [(None, None)] * (N + 1)
+    res = linprog(np.zeros(N + 1), A_ub=a_ub, b_ub=-np.ones(n), bounds=free, method="highs-ipm")
+    if res.status in (0, 2):
+        return res.status == 0
+    # numerical trouble: phase-one form, minimise the total slack (zero iff separable)
+    c = np.r_[np.zeros(N + 1), np.ones(n)]
+    a_slack = np.hstack([a_ub, -np.eye(n)])
+    res = linprog(c, A_ub=a_slack, b_ub=-np.ones(n), bounds=free + [(0, None)] * n)
+    assert res.status == 0, res.message
+    return res.fun < 1e-7
+
+
+@pytest.mark.parametrize("rho", [0.5, 0.3])
+def test_separability_threshold_against_linear_programming(rho):
+    delta, N = 1.0, 200
+    alpha_star = float(separability_threshold(delta, rho))
+    below = [is_linearly_separable(N, 0.8 * alpha_star, delta, rho, s) for s in range(3)]
+    above = [is_linearly_separable(N, 1.25 * alpha_star, delta, rho, 100 + s) for s in range(3)]
+    assert sum(below) >= 2 and sum(above) <= 1, (below, above)
