@@ -89,7 +89,8 @@ def test_invalid_student_input_names_the_parameter(kwargs, needle):
 def test_no_minimiser_regimes_of_the_student_are_refused():
     mix, t = Mixture(2.0, 1.0), Teacher("logistic", 0.1)
     with pytest.raises(ValueError, match="separable"):
-        solve_student(mix, t, Student(0.5, 1.0, 1.0, 0.0))  # hard labels, alpha/gamma = 4 < alpha*(2) ~ 5.4
+        # hard labels: alpha/gamma = 2 < alpha*(delta/gamma = 1) = 3.70
+        solve_student(Mixture(1.0, 0.5), t, Student(0.5, 1.0, 1.0, 0.0))
     with pytest.raises(ValueError, match="interpolates"):
         solve_student(Mixture(0.5, 1.0), Teacher("logistic", 0.1), Student(0.7, 1.0, 0.0, 0.0))
 

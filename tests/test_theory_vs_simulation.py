@@ -18,12 +18,12 @@ def _check(case, n_features, seeds):
 
 @pytest.mark.parametrize("case", validate.teacher_panel(quick=True), ids=lambda c: c.name)
 def test_teacher_theory_matches_simulation(case):
-    _check(case, 500, 6)
+    _check(case, 400, 4)
 
 
 @pytest.mark.parametrize("case", validate.kd_panel(quick=True), ids=lambda c: c.name)
 def test_student_theory_matches_simulation(case):
-    _check(case, 500, 6)
+    _check(case, 400, 4)
 
 
 @pytest.mark.slow
