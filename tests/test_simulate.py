@@ -1,4 +1,4 @@
-"""Finite-N simulation of the MODEL.md objectives, checked against sklearn, closed forms and identities.
+"""Finite-N simulation of the MODEL.md objectives against sklearn, closed forms and identities.
 
 Compilation dominates the runtime, so the tests share a few compiled programs: every simulation
 below uses N = 100, n = 300 (alpha = 3), 3 seeds and n_test = 20000 unless it needs otherwise;
@@ -64,13 +64,15 @@ TEACHER = Teacher("logistic", 0.5)
 @pytest.fixture(scope="module")
 def hard_students():
     """Hard-label students (a = 1) at two temperatures: the same compiled program."""
-    return [_students(MIXTURE, TEACHER, Student(temperature=T, hard_weight=1.0, lam=0.2)) for T in (1.0, 4.0)]
+    students = [Student(temperature=T, hard_weight=1.0, lam=0.2) for T in (1.0, 4.0)]
+    return [_students(MIXTURE, TEACHER, student) for student in students]
 
 
 def test_logistic_teacher_matches_sklearn_and_simulation_uses_that_minimiser():
     v, x, y = _problem(MIXTURE, seed=1)
     w, b, gnorm = _fit(x, y, TEACHER)
-    ref = LogisticRegression(C=1 / TEACHER.lam, solver="newton-cholesky", tol=1e-14, max_iter=1000).fit(x / np.sqrt(N), y)
+    ref = LogisticRegression(C=1 / TEACHER.lam, solver="newton-cholesky", tol=1e-14, max_iter=1000)
+    ref.fit(x / np.sqrt(N), y)
     np.testing.assert_allclose(w, ref.coef_[0], atol=1e-6)
     assert abs(b - ref.intercept_[0]) < 1e-6
     assert gnorm <= TOL * len(y)
@@ -156,7 +158,9 @@ def test_hard_label_student_does_not_depend_on_temperature(hard_students):
     assert np.all(cold.converged) and np.all(hot.converged)
     assert np.all(cold.grad_norm <= TOL * 300)
     for field in ("m", "q", "r", "b", "train_loss", "agreement"):
-        np.testing.assert_allclose(getattr(cold, field), getattr(hot, field), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(
+            getattr(cold, field), getattr(hot, field), rtol=1e-12, atol=1e-14
+        )
 
 
 def test_student_teacher_is_simulate_teacher_and_seed_sequence_equals_count(hard_students):
@@ -164,7 +168,8 @@ def test_student_teacher_is_simulate_teacher_and_seed_sequence_equals_count(hard
     by_list = simulate_teacher(MIXTURE, TEACHER, n_features=N, seeds=[0, 1, 2], n_test=N_TEST)
     for field in ("m", "q", "b", "test_error", "train_error", "train_loss", "grad_norm"):
         np.testing.assert_array_equal(getattr(by_list, field), getattr(by_count, field))
-    assert isinstance(hard_students[0], StudentSimulation) and isinstance(by_list, TeacherSimulation)
+    assert isinstance(hard_students[0], StudentSimulation)
+    assert isinstance(by_list, TeacherSimulation)
     assert hard_students[0].q.shape == (SEEDS,) and by_list.m.shape == (SEEDS,)
 
 
