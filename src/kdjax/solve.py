@@ -75,35 +75,38 @@ def solve_fixed_point(F: Callable[[jax.Array, Any], jax.Array], x0, args, config
     Stage 1: damped iteration from ``x0`` to a loose tolerance, keeping the best iterate (a
     fixed point that is unstable for the iteration is still a good start for stage 2); no
     gradient flows through it.
-    Stage 2: Newton on ``F(x) - x`` to ``config.tol`` with ``ImplicitAdjoint``.
-    ``converged`` is true only when stage 2 succeeded and the undamped residual at the
-    returned point is finite and below ``config.tol`` (in the mixed abs/rel scale).
+    Stage 2: Newton on ``F(x) - x`` to ``config.tol``.
+    Stage 3: damped iteration to ``config.tol`` from the better of stages 1 and 2 (one step
+    when Newton succeeded).  Stages 2 and 3 carry ``ImplicitAdjoint``.
+    ``converged`` is true only when the undamped residual at the returned point is finite
+    and below ``config.tol`` (in the mixed abs/rel scale).
     """
     fn = lambda x, a: F(x, a)
+    damped = lambda tol: optx.BestSoFarFixedPoint(DampedIteration(rtol=tol, atol=tol, damping=config.damping))
     loose = max(config.tol**0.5, 1e-6)
     warm = optx.fixed_point(
-        fn,
-        optx.BestSoFarFixedPoint(DampedIteration(rtol=loose, atol=loose, damping=config.damping)),
-        x0,
-        jax.lax.stop_gradient(args),
-        max_steps=config.max_steps,
-        throw=False,
-        adjoint=optx.RecursiveCheckpointAdjoint(),
+        fn, damped(loose), x0, jax.lax.stop_gradient(args),
+        max_steps=config.max_steps, throw=False, adjoint=optx.RecursiveCheckpointAdjoint(),
     )
     start = jax.lax.stop_gradient(jnp.where(jnp.all(jnp.isfinite(warm.value)), warm.value, x0))
     polish = optx.fixed_point(
-        fn,
-        optx.Newton(rtol=config.tol, atol=config.tol),
-        start,
-        args,
-        max_steps=64,
-        throw=False,
-        adjoint=optx.ImplicitAdjoint(),
+        fn, optx.Newton(rtol=config.tol, atol=config.tol), start, args,
+        max_steps=64, throw=False, adjoint=optx.ImplicitAdjoint(),
     )
-    x = polish.value
+    # Where Newton fails (a fixed point at which F is only Lipschitz, e.g. a student that
+    # copies its teacher), the damped iteration carries on from the better of the two to the
+    # full tolerance; where Newton succeeded this stage stops after one step.
+    gap = lambda x: jnp.max(jnp.abs(F(x, jax.lax.stop_gradient(args)) - x))
+    newton_ok = jnp.all(jnp.isfinite(polish.value)) & (gap(polish.value) <= gap(start))
+    restart = jax.lax.stop_gradient(jnp.where(newton_ok, polish.value, start))
+    final = optx.fixed_point(
+        fn, damped(config.tol), restart, args,
+        max_steps=config.max_steps, throw=False, adjoint=optx.ImplicitAdjoint(),
+    )
+    x = final.value
     gap = jax.lax.stop_gradient(F(x, args) - x)
     scaled = jnp.max(jnp.abs(gap) / (config.tol + config.tol * jnp.abs(x)))
     residual = jnp.max(jnp.abs(gap))
-    converged = (polish.result == optx.RESULTS.successful) & jnp.isfinite(residual) & (scaled <= 1.0)
-    iterations = warm.stats["num_steps"] + polish.stats["num_steps"]
+    converged = jnp.isfinite(residual) & (scaled <= 1.0)
+    iterations = warm.stats["num_steps"] + polish.stats["num_steps"] + final.stats["num_steps"]
     return FixedPoint(x=x, residual=residual, iterations=iterations, converged=converged)

@@ -1,9 +1,10 @@
 """The student's saddle-point equations and observables (docs/theory.md, Sec. 3).
 
 The solved teacher enters as fixed numbers ``(m_t, q_t, b_t, V_t)``; the student's state is
-``x = (m_s, sigma, r, b_s, V_ss, V_st)`` with ``sigma = sqrt(q_s - r^2/q_t)`` the part of the student's
-field not explained by the teacher's (so the student that copies the teacher, ``sigma = 0``, is an
-interior point of the state space rather than the edge ``q_s q_t = r^2``).  On a training sample of class ``y`` the two cavity
+``x = (m_s, sigma2, r, b_s, V_ss, V_st)`` with ``sigma2 = q_s - r^2/q_t >= 0`` the variance of the
+student's field not explained by the teacher's.  Its update (3.4') is a sum of squares computed
+without cancellation, and the map is smooth in ``sigma2`` (the Gaussian averages are even in
+``sqrt(sigma2)``), so a student that copies its teacher (``sigma2 = 0``) is found by Newton's method.  On a training sample of class ``y`` the two cavity
 fields are jointly Gaussian (3.1),
 
     omega_t = y m_t + b_t + sqrt(delta) u_t,   omega_s = y m_s + b_s + sqrt(delta) u_s,
@@ -91,13 +92,13 @@ class _Nodes:
     """
 
     def __init__(self, x, t_state, mixture, config):
-        m_s, sigma, r, b_s = x[0], x[1], x[2], x[3]
+        m_s, sigma2, r, b_s = x[0], x[1], x[2], x[3]
         m_t, q_t, b_t, _ = t_state
         K = config.degree_2d
         self.y = quad.labels(x.dtype)
         sd = jnp.sqrt(mixture.delta)
         self.slope = r / quad.safe_sqrt(q_t)
-        self.cond_sd = sigma
+        self.cond_sd = quad.safe_sqrt(sigma2)
         self.mean_s = self.y * m_s + b_s
         self.mean_t, self.sd_t = self.y * m_t + b_t, sd * quad.safe_sqrt(q_t)
         xi1, w1 = quad.sinh_rule(-self.mean_t[:, 0] / self.sd_t, 1.0 / (1.0 + self.sd_t), K)
@@ -160,23 +161,22 @@ def student_map(x, args):
 
     c = 1.0 / (student.lam + Vh_ss)
     A_t = V_t / delta
+    # Per coordinate w_s = c (Y - V_hat_st w_t) with Y = m_hat v + xi_s (3.4).
+    B = m_hat * m_t + A_t * Q_ts  # E[w_t Y]
+    C = m_hat**2 + Q_ss  # E[Y^2]
     m_s = gamma * c * (m_hat - Vh_st * m_t)
-    r = gamma * c * (m_hat * m_t - Vh_st * q_t + A_t * Q_ts)
-    q_s = gamma * c**2 * (
-        m_hat**2 + Vh_st**2 * q_t + Q_ss - 2 * m_hat * Vh_st * m_t - 2 * Vh_st * A_t * Q_ts
-    )
+    r = gamma * c * (B - Vh_st * q_t)
+    # sigma^2 = q_s - r^2/q_t as a sum of two non-negative terms, free of cancellation: a
+    # student that copies its teacher has Y = 0 and sigma = 0 exactly.                  (3.4')
+    sigma2 = gamma * c**2 * ((1.0 - gamma) * (Vh_st * q_t - B) ** 2 / q_t + (C - B**2 / q_t))
     V_ss = delta * gamma * c
     V_st = -delta * gamma * c * Vh_st * A_t if student.data == "same" else jnp.zeros_like(V_ss)
-    # sigma^2 = q_s - r^2/q_t, written as sigma <- sigma A / (sigma^2 + tiny): the same fixed
-    # points for sigma > 0, smooth through sigma = 0 (a copy of the teacher) where sqrt is not.
-    A = q_s - r**2 / q_t
-    sigma = x[1] * A / (x[1] ** 2 + 1e-24 * q_t)
-    return jnp.stack([m_s, sigma, r, b_new, V_ss, V_st])
+    return jnp.stack([m_s, sigma2, r, b_new, V_ss, V_st])
 
 
 def student_q(x, t_state):
-    """``q_s = r^2 / q_t + sigma^2`` from the state."""
-    return x[2] ** 2 / t_state[1] + x[1] ** 2
+    """``q_s = r^2 / q_t + sigma2`` from the state."""
+    return x[2] ** 2 / t_state[1] + x[1]
 
 
 def initial_state(t_state, student: Student):
@@ -184,8 +184,8 @@ def initial_state(t_state, student: Student):
     m_t, q_t, b_t, V_t = t_state
     g = student.gamma
     V_st = g * V_t if student.data == "same" else 0.0 * V_t
-    sigma = jnp.sqrt(jnp.maximum(g * (1.0 - g), 0.01) * q_t)  # ~ q_s = r = gamma q_t
-    return jnp.stack([g * m_t, sigma, g * q_t, b_t, g * V_t, V_st])
+    sigma2 = g * (1.0 - g) * q_t  # q_s = r = gamma q_t
+    return jnp.stack([g * m_t, sigma2, g * q_t, b_t, g * V_t, V_st])
 
 
 def has_finite_minimiser(mixture: Mixture, student: Student):
