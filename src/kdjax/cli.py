@@ -112,6 +112,141 @@ def cmd_validate(args) -> int:
     return 1 if bad else 0
 
 
+def parse_values(name: str, spec) -> list[float]:
+    """Grid values: a list of numbers, ``"a,b,c"``, ``"lin:lo:hi:n"`` or ``"log:lo:hi:n"``."""
+    import numpy as np
+
+    if isinstance(spec, (list, tuple)):
+        try:
+            return [float(v) for v in spec]
+        except (TypeError, ValueError):
+            raise UsageError(f"grid field {name!r}: every value must be a number") from None
+    if isinstance(spec, (int, float)):
+        return [float(spec)]
+    if not isinstance(spec, str):
+        raise UsageError(f"grid field {name!r}: expected a list of numbers or a string, got {type(spec).__name__}")
+    try:
+        if spec.startswith(("lin:", "log:")):
+            kind, lo, hi, n = spec.split(":")
+            lo, hi, n = float(lo), float(hi), int(n)
+            if n < 1:
+                raise ValueError
+            return list(np.linspace(lo, hi, n) if kind == "lin" else np.geomspace(lo, hi, n))
+        return [float(v) for v in spec.split(",")]
+    except ValueError:
+        raise UsageError(f"grid field {name!r}: cannot read {spec!r} (use a,b,c or lin:lo:hi:n or log:lo:hi:n)") from None
+
+
+def read_grid(args) -> dict:
+    from .sweep import PARAMETERS
+
+    grid = {}
+    if args.grid_file:
+        import pathlib
+
+        path = pathlib.Path(args.grid_file)
+        try:
+            text = path.read_text()
+        except OSError as err:
+            raise UsageError(f"cannot read grid file {path}: {err.strerror}") from None
+        try:
+            if path.suffix == ".toml":
+                import tomllib
+
+                data = tomllib.loads(text)
+            else:
+                data = json.loads(text)
+        except (ValueError, json.JSONDecodeError) as err:
+            raise UsageError(f"grid file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {err}") from None
+        data = data.get("grid", data) if isinstance(data, dict) else data
+        if not isinstance(data, dict):
+            raise UsageError(f"grid file {path}: expected a table of parameter = values")
+        for name, spec in data.items():
+            grid[name] = parse_values(name, spec)
+    for item in args.grid or []:
+        name, sep, spec = item.partition("=")
+        if not sep:
+            raise UsageError(f"--grid expects name=values, got {item!r}")
+        grid[name.strip().replace("-", "_")] = parse_values(name, spec)
+    for name in grid:
+        if name not in PARAMETERS:
+            raise UsageError(f"grid field {name!r} is not a parameter; known: {', '.join(PARAMETERS)}")
+    if not grid:
+        raise UsageError("give the grid with --grid name=values or --grid-file")
+    return grid
+
+
+def _progress_bar(label: str):
+    def update(done: int, total: int):
+        width = 30
+        filled = int(width * done / max(total, 1))
+        print(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="", file=sys.stderr, flush=True)
+        if done >= total:
+            print(file=sys.stderr)
+
+    return update
+
+
+def cmd_sweep(args) -> int:
+    import csv
+    import io
+
+    import numpy as np
+
+    from .params import Student
+    from .sweep import grid_points, sweep
+
+    grid = read_grid(args)
+    mixture, teacher, student = _model(args)
+    student_names = {"gamma", "temperature", "hard_weight", "lam_s", "alpha_s"}
+    if student is None and student_names & set(grid):
+        data = "fresh" if "alpha_s" in grid else "same"
+        student = Student(data=data, alpha=None if data == "same" else 1.0)
+    result = sweep(mixture, teacher, student, grid, chunk_size=args.chunk_size, progress=_progress_bar("sweep"))
+    flat, _ = grid_points(grid)
+    columns = dict(flat)
+    if student is None:
+        parts = {"teacher": result}
+    else:
+        parts = {"teacher": result.teacher, "student": result}
+    fields = {"teacher": TEACHER_FIELDS + ("residual", "finite_minimiser"),
+              "student": STUDENT_FIELDS + ("residual", "finite_minimiser")}
+    for who, res in parts.items():
+        for f in fields[who]:
+            columns[f"{who}_{f}"] = np.asarray(getattr(res, f)).reshape(-1)
+    if args.format == "json":
+        text = json.dumps({k: v.tolist() for k, v in columns.items()})
+    else:
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(columns)
+        for row in zip(*columns.values()):
+            writer.writerow([int(v) if isinstance(v, (bool, np.bool_)) else repr(float(v)) for v in row])
+        text = buf.getvalue()
+    if args.out:
+        with open(args.out, "w") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+    bad = int(sum(np.sum(~np.asarray(p.converged)) for p in parts.values()))
+    if bad:
+        print(f"kdjax: {bad} point(s) did not converge or have no finite minimiser (flagged in the output)", file=sys.stderr)
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    from . import reproduce
+
+    bars = {}
+
+    def progress(stage: str, done: int, total: int):
+        bars.setdefault(stage, _progress_bar(stage))(done, total)
+
+    written = reproduce.run(args.out, args.quick, progress)
+    print(f"wrote {len(written)} files to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kdjax", description="Exact theory of knowledge distillation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -124,6 +259,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-features", type=int, help="simulation dimension N")
     p.add_argument("--seeds", type=int, help="simulation seeds per configuration")
     p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("sweep", help="solve a grid of settings in one jit(vmap) call, sharded over devices")
+    _add_model_flags(p)
+    p.add_argument("--grid", action="append", metavar="NAME=VALUES",
+                   help="grid axis: a,b,c | lin:lo:hi:n | log:lo:hi:n (repeatable); names: alpha, delta, rho, "
+                        "lam_t, gamma, temperature, hard_weight, lam_s, alpha_s")
+    p.add_argument("--grid-file", help="TOML or JSON table name = [values] (optionally under [grid])")
+    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("--out", help="output file (default: stdout)")
+    p.add_argument("--chunk-size", type=int, help="points per compiled call (grids larger than memory)")
+    p.set_defaults(func=cmd_sweep)
+    p = sub.add_parser("reproduce", help="the paper's results as figures, CSV data and report.md")
+    p.add_argument("--out", default="kdjax-results", help="output folder (default ./kdjax-results)")
+    p.add_argument("--quick", action="store_true", help="smaller grids (about 2 minutes)")
+    p.set_defaults(func=cmd_reproduce)
     return parser
 
 

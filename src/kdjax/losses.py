@@ -105,6 +105,7 @@ def newton_prox(grad_fn, omega, V, bound, theta, steps):
         slow = jnp.abs(2.0 * gh) > jnp.abs(dx_old * dgh)
         bisect = (newton <= lo) | (newton >= hi) | slow
         new = jnp.where(bisect, 0.5 * (lo + hi), newton)
+        new = jnp.where(jnp.abs(gh) <= tol, h, new)  # a converged node stays put
         return k + 1, new, lo, hi, new - h, jnp.max(jnp.abs(gh) / tol)
 
     def cond(state):

@@ -1,0 +1,128 @@
+"""Shared settings, jitted solves and timing helpers of the benchmark suite.
+
+Every benchmark imports this module first: it turns on float64 (the library never does), and
+holds the single jitted teacher / student solves, so that a suite run compiles each of them once
+(``latency`` measures that compilation; later benchmarks in the same process reuse it).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+import kdjax  # noqa: E402
+from kdjax.teacher import solve_teacher_raw  # noqa: E402
+
+# The benchmark point (issue 6): logistic teacher, lam_t = 0.1, alpha = 2.
+MIXTURE = dict(alpha=2.0, delta=1.0, rho=0.5)
+TEACHER_LAM = 0.1
+STUDENT = dict(gamma=0.5, temperature=2.0, hard_weight=0.3, lam=0.01)
+FRESH_ALPHA = 2.0
+
+
+def mixture(**over) -> kdjax.Mixture:
+    return kdjax.Mixture(**{k: float(v) for k, v in (MIXTURE | over).items()})
+
+
+def teacher(lam=TEACHER_LAM) -> kdjax.Teacher:
+    return kdjax.Teacher("logistic", float(lam))
+
+
+def student(data="same", **over) -> kdjax.Student:
+    kw = {k: float(v) for k, v in (STUDENT | over).items()}
+    if data == "fresh":
+        kw["alpha"] = float(kw.get("alpha", FRESH_ALPHA))
+    return kdjax.Student(data=data, **kw)
+
+
+# Params are traced arguments: one compilation serves every parameter value (and the "fresh"
+# student, whose data mode is static metadata, has its own).
+teacher_jit = jax.jit(lambda mix, t: solve_teacher_raw(mix, t))
+student_jit = jax.jit(lambda mix, t, s: kdjax.solve_student(mix, t, s))
+
+
+def timed(fn, *args):
+    """(result, seconds) of one call, waiting for the device."""
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(fn(*args))
+    return out, time.perf_counter() - t0
+
+
+def repeat(fn, args, n: int):
+    """Wall times of ``n`` calls (results ready), and the last result."""
+    times, out = [], None
+    for _ in range(n):
+        out, dt = timed(fn, *args)
+        times.append(dt)
+    return times, out
+
+
+def summary(times) -> dict:
+    times = [float(t) for t in times]
+    return dict(
+        median_s=statistics.median(times),
+        min_s=min(times),
+        max_s=max(times),
+        repeats=len(times),
+    )
+
+
+def device_name() -> str:
+    d = jax.devices()[0]
+    return f"{d.platform}:{getattr(d, 'device_kind', str(d))}"
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_info() -> dict:
+    import scipy
+
+    try:
+        import jaxlib
+
+        jaxlib_version = jaxlib.__version__
+    except Exception:  # pragma: no cover
+        jaxlib_version = "unknown"
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover
+        affinity = os.cpu_count()
+    return dict(
+        cpu_model=cpu_model(),
+        cpu_cores_available=affinity,
+        platform=platform.platform(),
+        python=platform.python_version(),
+        jax=jax.__version__,
+        jaxlib=jaxlib_version,
+        numpy=np.__version__,
+        scipy=scipy.__version__,
+        kdjax=getattr(kdjax, "__version__", "?"),
+        backend=jax.default_backend(),
+        devices=[str(d) for d in jax.devices()],
+        device=device_name(),
+        x64=bool(jax.config.jax_enable_x64),
+    )
+
+
+__all__ = [
+    "jax", "jnp", "np", "kdjax", "mixture", "teacher", "student", "teacher_jit", "student_jit",
+    "timed", "repeat", "summary", "machine_info", "device_name",
+]

@@ -1,0 +1,123 @@
+"""Grids of settings in one ``jit(vmap(...))`` call, sharded over devices, in chunks.
+
+A setting is named by the flat parameter names used everywhere in kdjax (``PARAMETERS``); a
+grid is their Cartesian product.  Every point carries its own ``converged`` and
+``finite_minimiser`` flags: nothing is silently wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from .params import Mixture, SolverConfig, Student, Teacher
+
+#: flat name -> (which object, which field)
+PARAMETERS = {
+    "alpha": ("mixture", "alpha"),
+    "delta": ("mixture", "delta"),
+    "rho": ("mixture", "rho"),
+    "lam_t": ("teacher", "lam"),
+    "gamma": ("student", "gamma"),
+    "temperature": ("student", "temperature"),
+    "hard_weight": ("student", "hard_weight"),
+    "lam_s": ("student", "lam"),
+    "alpha_s": ("student", "alpha"),
+}
+
+
+def with_values(mixture: Mixture, teacher: Teacher, student: Student | None, values: Mapping):
+    """Copies of the three parameter objects with the named fields replaced (traced or not).
+
+    Concrete values are validated by the constructors, arrays element by element.
+    """
+    objs = {"mixture": mixture, "teacher": teacher, "student": student}
+    for name, value in values.items():
+        if name not in PARAMETERS:
+            raise ValueError(f"unknown parameter {name!r}; known: {', '.join(PARAMETERS)}")
+        which, field = PARAMETERS[name]
+        if objs[which] is None:
+            raise ValueError(f"parameter {name!r} needs a student")
+        objs[which] = dataclasses.replace(objs[which], **{field: value})
+    return objs["mixture"], objs["teacher"], objs["student"]
+
+
+def solve(mixture, teacher, student=None, config: SolverConfig = SolverConfig()):
+    """The raw (traceable) solve: the teacher, or the student with its teacher."""
+    from .student import _solve_student_pair
+    from .teacher import solve_teacher_raw
+
+    if student is None:
+        return solve_teacher_raw(mixture, teacher, config)
+    return _solve_student_pair(mixture, teacher, student, config)
+
+
+def grid_points(grid: Mapping[str, object]) -> tuple[dict[str, np.ndarray], tuple[int, ...]]:
+    """Flatten the Cartesian product of ``grid`` into equal-length 1-D arrays (and its shape)."""
+    axes = {}
+    for name, values in grid.items():
+        arr = np.atleast_1d(np.asarray(values, dtype=float))
+        if arr.ndim != 1 or arr.size == 0:
+            raise ValueError(f"grid field {name!r} must be a non-empty 1-D list of numbers")
+        axes[name] = arr
+    shape = tuple(a.size for a in axes.values())
+    flat = [np.asarray(p) for p in zip(*itertools.product(*axes.values()))] if axes else []
+    return dict(zip(axes, flat)), shape
+
+
+def sweep(
+    mixture: Mixture,
+    teacher: Teacher,
+    student: Student | None = None,
+    grid: Mapping[str, object] | None = None,
+    *,
+    config: SolverConfig = SolverConfig(),
+    chunk_size: int | None = None,
+    devices=None,
+    progress: Callable[[int, int], None] | None = None,
+):
+    """Solve every point of the Cartesian product ``grid`` (name -> values).
+
+    Returns the result pytree (``TeacherResult`` or ``StudentResult``) whose leaves have the
+    grid's shape, in the order of ``grid``'s keys.  The points are split into chunks of
+    ``chunk_size`` (all of them by default), each chunk sharded evenly over ``devices``
+    (default ``jax.devices()``) and evaluated by one compiled ``jit(vmap(solve))``.
+    """
+    grid = dict(grid or {})
+    if not grid:
+        raise ValueError("grid must name at least one parameter")
+    flat, shape = grid_points(grid)
+    with_values(mixture, teacher, student, flat)  # eager validation of every value
+    n = int(np.prod(shape))
+    devices = list(devices or jax.devices())
+    k = len(devices)
+    chunk = chunk_size or n
+    chunk = max(k, -(-chunk // k) * k)  # a multiple of the device count
+    mesh = Mesh(np.asarray(devices), ("points",))
+    sharding = NamedSharding(mesh, PartitionSpec("points"))
+
+    @jax.jit
+    def run(values):
+        point = lambda v: solve(*with_values(mixture, teacher, student, v), config)
+        return jax.vmap(point)(values)
+
+    dtype = jnp.result_type(float)
+    pieces = []
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        values = {}
+        for name, arr in flat.items():
+            part = np.resize(arr[start:stop], chunk)  # pad by repeating the chunk's points
+            values[name] = jax.device_put(jnp.asarray(part, dtype), sharding)
+        out = run(values)
+        pieces.append(jax.tree_util.tree_map(lambda x, m=stop - start: np.asarray(x)[:m], out))
+        if progress is not None:
+            progress(stop, n)
+    merged = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *pieces)
+    return jax.tree_util.tree_map(lambda x: x.reshape(shape + x.shape[1:]), merged)
