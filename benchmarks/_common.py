@@ -92,6 +92,20 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def source_digest() -> str:
+    """sha256 (first 16 hex digits) of kdjax's source files as imported: identifies the library
+    version a run measured (the tree may be edited between runs)."""
+    import hashlib
+
+    root = os.path.dirname(kdjax.__file__)
+    h = hashlib.sha256()
+    for name in sorted(os.listdir(root)):
+        if name.endswith(".py"):
+            with open(os.path.join(root, name), "rb") as fh:
+                h.update(name.encode() + b"\0" + fh.read())
+    return h.hexdigest()[:16]
+
+
 def machine_info() -> dict:
     import scipy
 
@@ -106,6 +120,7 @@ def machine_info() -> dict:
     except AttributeError:  # pragma: no cover
         affinity = os.cpu_count()
     return dict(
+        kdjax_source_sha256=source_digest(),
         cpu_model=cpu_model(),
         cpu_cores_available=affinity,
         platform=platform.platform(),

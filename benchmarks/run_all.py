@@ -93,7 +93,8 @@ def markdown(res: dict) -> str:
     L += [f"Run {res['started']}, total {res['total_wall_s']:.0f} s. "
           f"CPU: {m['cpu_model']} ({m['cpu_cores_available']} cores available); device: {m['device']}; "
           f"jax {m['jax']} / jaxlib {m['jaxlib']}, numpy {m['numpy']}, scipy {m['scipy']}, "
-          f"python {m['python']}, float64: {m['x64']}.", ""]
+          f"python {m['python']}, float64: {m['x64']}; kdjax {m['kdjax']} "
+          f"(source sha256 {m.get('kdjax_source_sha256', '?')}).", ""]
     loads = {k: v.get("_loadavg_before_after") for k, v in b.items()}
     L += ["Load average (1 min) before/after each benchmark: "
           + ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in loads.items() if v)
@@ -122,8 +123,15 @@ def markdown(res: dict) -> str:
                  f"| >= 50x | {_yes(r['min_ratio'] >= 50)} |")
     if "simulation" in b and "simulations" in b["simulation"]:
         s = b["simulation"]
-        L.append(f"| simulation | time ratio simulation / theory (min) | {s['min_ratio']:.0f}x | >= 1000x "
-                 f"| {_yes(s['target_met'])} |")
+        for row in s["simulations"]:
+            for who in ("teacher", "student"):
+                if who in row:
+                    w = row[who]
+                    L.append(f"| simulation | {who}: simulation (N={row['N']}, {row['seeds']} seeds) / theory time "
+                             f"| {w['sim_s']:.1f} s / {_ms(w['theory_s'])} = {w['ratio']:.0f}x | >= 1000x "
+                             f"| {_yes(w['ratio'] >= 1000)} |")
+        L.append(f"| simulation | max abs z, theory vs sim mean (m, q, r, b, gen_error) | {s['max_abs_z']:.1f} "
+                 f"| (agreement within error bars + finite size) | see (d) |")
     if "recipe" in b:
         r = b["recipe"]
         if "skipped" in r:
@@ -175,6 +183,9 @@ def markdown(res: dict) -> str:
               "|---|---|---|---|---|---|---|---|---|"]
         for p in r["points"]:
             q = p["point"]
+            if "error" in p:
+                L.append(f"| {q['alpha']} | {q['delta']} | {q['rho']} | {q['lam_t']} | {p['error']} | | | | |")
+                continue
             L.append(f"| {q['alpha']} | {q['delta']} | {q['rho']} | {q['lam_t']} | {max(p['abs_diff'].values()):.1e} "
                      f"| {p['reference_s']:.2f} s | {_ms(p['kdjax_s'])} | {p['ratio']:.0f}x | "
                      f"{p['reference_iterations']} / {p['kdjax_iterations']} |")
@@ -215,7 +226,7 @@ def markdown(res: dict) -> str:
               f"| optimize_kd from {gd['start']} | {gd['best_error']:.6f} | "
               f"({gd['params']['lam_t']:.3g}, {gd['params']['temperature']:.3g}) | {gd['solves']} | "
               f"{gd['seconds_incl_compile']:.1f} s (incl. compile) |", "",
-              f"Gradient path reaches grid best + 1e-3 at iteration {gd['first_iteration_within_1e-3_of_grid']} "
+              f"Gradient path reaches grid best + 1e-3 at iteration {gd['first_iteration_within_1e_3_of_grid']} "
               f"of {gd['iterations']}. {r['note']}", ""]
     elif "recipe" in b and "skipped" in b["recipe"]:
         L += ["## (e) Recipe search", "", f"skipped: {b['recipe']['skipped']}", ""]

@@ -1,3 +1,20 @@
 import jax
+import pytest
 
 jax.config.update("jax_enable_x64", True)
+
+# Long-running modules and checks run with `pytest -m slow` (the default suite stays within the
+# CI budget of 10 minutes on 2 cores).
+SLOW_FILES = {
+    "test_gradients.py", "test_embedding.py", "test_properties.py", "test_hard_regimes.py", "test_reproduce.py",
+}
+SLOW_TESTS = {
+    "test_gradient_search_reaches_the_grid_optimum_with_fewer_solves",
+    "test_balanced_teacher_is_best_at_infinite_ridge_where_it_is_bayes_optimal",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in SLOW_FILES or item.originalname in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)

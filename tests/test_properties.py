@@ -185,22 +185,11 @@ def _domain_sample(n, seed, lam_range=(1e-3, 10.0)):
              float(10.0 ** rng.uniform(lo, hi))) for _ in range(n)]
 
 
-LARGE_LAM_BUG = (
-    "losses.newton_prox returns the iterate *after* its convergence test: once |g(h)| <= tol the loop "
-    "still takes a step, the roundoff-sized Newton step lands on the bracket end just moved to h, so it "
-    "bisects to the midpoint with a far bracket end (residual up to ~V) and stops. E.g. "
-    "prox_teacher('logistic', jnp.asarray(1.), jnp.asarray(-2.), 1., 100) has residual 5e-9 while 3 "
-    "steps give 1e-16. The teacher map becomes discontinuous (F - x jumps by 0.3 when b moves by 2e-4) "
-    "and the logistic teacher fails to converge at large lam_t (14 of 200 random domain points, all "
-    "lam_t > 1.8; e.g. Mixture(3.635, 0.589, 0.541), Teacher('logistic', 6.317): residual 7e-4)"
-)
-
-
 @pytest.mark.parametrize(
     "loss,lam_range",
     [
         ("logistic", (1e-3, 1.0)),
-        pytest.param("logistic", (1.0, 10.0), marks=pytest.mark.xfail(strict=True, reason=LARGE_LAM_BUG)),
+        ("logistic", (1.0, 10.0)),  # regression: newton_prox once left converged nodes (fixed in 9fcba52)
         ("square", (1e-3, 10.0)),
         ("hinge", (1e-3, 10.0)),
     ],
@@ -217,32 +206,39 @@ def test_unconverged_teachers_are_rare_and_loud(loss, lam_range):
     assert len(failures) <= 0.05 * len(points), f"{len(failures)} of {len(points)} unconverged: {failures}"
 
 
-@pytest.mark.xfail(strict=True, reason=LARGE_LAM_BUG)
 @pytest.mark.parametrize(
     "alpha,delta,rho,lam",
     [(3.635, 0.589, 0.541, 6.317), (8.0, 3.0, 0.9, 10.0), (2.609, 0.25, 0.161, 1.81)],
 )
 def test_logistic_teacher_converges_under_strong_ridge(alpha, delta, rho, lam):
+    """Regression: before 9fcba52 newton_prox bisected away from converged nodes, the map was
+    discontinuous and these points ended with residuals ~1e-4 (converged=False)."""
     r, w = solve_recording(solve_teacher, Mixture(alpha, delta, rho), Teacher("logistic", lam))
     assert bool(r.converged) and not w, (float(r.residual), w)
 
 
-@pytest.mark.xfail(strict=True, reason=LARGE_LAM_BUG)
 @settings(max_examples=25, deadline=None, derandomize=True, database=None)
 @given(omega=st.floats(-30.0, 30.0), V=st.floats(1e-3, 50.0), y=st.sampled_from([1.0, -1.0]),
        p=st.floats(0.0, 1.0), a=st.floats(0.0, 1.0), T=st.floats(0.3, 8.0))
 @example(omega=-2.0, V=1.0, y=1.0, p=0.5, a=0.0, T=1.0)
 def test_proximal_maps_solve_their_defining_equation(omega, V, y, p, a, T):
-    """(1.1): ``h - omega + V l'(h) = 0`` to round-off, for a scalar call of each prox."""
+    """(1.1): ``h - omega + V l'(h) = 0`` to round-off, for a scalar call of each prox.
+
+    Regression: before 9fcba52 a node whose residual was already at round-off took one more step,
+    which bisected towards a far bracket end (``omega = -2, V = 1``: residual 5e-9).
+    """
+    g, gk = (float(v) for v in _prox_residuals(omega, V, y, p, a, T))
+    assert abs(g) <= 1e-12 * (1 + abs(omega) + V), g
+    assert abs(gk) <= 1e-12 * (1 + abs(omega) + V * (a + (1 - a) * T)), gk
+
+
+@jax.jit
+def _prox_residuals(omega, V, y, p, a, T):
     from kdjax import losses
 
-    om, yy = jnp.asarray(omega), jnp.asarray(y)
-    h = losses.prox_teacher("logistic", yy, om, V, 100)
-    g = h - om + V * losses.logistic_grad(yy, h)
-    assert abs(float(g)) <= 1e-12 * (1 + abs(omega) + V), float(g)
-    hk = losses.prox_kd(yy, jnp.asarray(p), a, T, om, V, 100)
-    gk = hk - om + V * losses.kd_grad(hk, yy, jnp.asarray(p), a, T)
-    assert abs(float(gk)) <= 1e-12 * (1 + abs(omega) + V * (a + (1 - a) * T)), float(gk)
+    h = losses.prox_teacher("logistic", y, omega, V, 100)
+    hk = losses.prox_kd(y, p, a, T, omega, V, 100)
+    return h - omega + V * losses.logistic_grad(y, h), hk - omega + V * losses.kd_grad(hk, y, p, a, T)
 
 
 @pytest.mark.xfail(strict=True, reason=(
@@ -351,7 +347,7 @@ def test_unconverged_students_are_rare_and_loud(data):
     failures, n = [], 10
     for _ in range(n):
         mix = Mixture(float(rng.uniform(0.2, 8)), float(rng.uniform(0.2, 3)), float(rng.uniform(0.1, 0.9)))
-        teacher = Teacher("logistic", float(10 ** rng.uniform(-3, 0)))  # strong-ridge teachers: see xfail above
+        teacher = Teacher("logistic", float(10 ** rng.uniform(-3, 1)))
         student = make_student(float(rng.uniform(0.3, 1)), float(rng.uniform(0.3, 8)), float(rng.uniform(0, 1)),
                                float(10 ** rng.uniform(-3, 0)), data, float(rng.uniform(0.5, 5)))
         s, w = solve_recording(solve_student, mix, teacher, student)

@@ -94,11 +94,19 @@ def test_cli_sweep_writes_json_and_rejects_malformed_files(tmp_path, capsys):
 
 
 def test_gradient_search_reaches_the_grid_optimum_with_fewer_solves():
-    # The teacher's own best ridge: a dense grid against the gradient search.
-    grid = np.geomspace(1e-3, 10.0, 200)
-    errors = sweep(MIX, TEACHER, None, {"lam_t": grid}).gen_error
-    best = optimize_kd(MIX, kdjax.Teacher("logistic", 1.0), None, ("lam_t",), objective="teacher")
+    # The teacher's own best ridge on an imbalanced mixture: a dense grid against the gradient search.
+    mix = kdjax.Mixture(2.0, 1.0, 0.3)
+    grid = np.geomspace(1e-3, 1e3, 400)
+    errors = sweep(mix, TEACHER, None, {"lam_t": grid}).gen_error
+    best = optimize_kd(mix, kdjax.Teacher("logistic", 1.0), None, ("lam_t",), objective="teacher")
     assert best.converged
     assert best.gen_error <= errors.min() + 1e-6
     assert best.solves * 10 <= grid.size
     assert best.path["gen_error"][-1] <= best.path["gen_error"][0]
+
+
+def test_balanced_teacher_is_best_at_infinite_ridge_where_it_is_bayes_optimal():
+    # Balanced mixture: the error decreases with lam_t towards the Bayes-optimal error.
+    best = optimize_kd(MIX, kdjax.Teacher("logistic", 1.0), None, ("lam_t",), objective="teacher")
+    assert best.params["lam_t"] > 100.0
+    assert abs(best.gen_error - float(kdjax.bayes_optimal_error(MIX))) < 1e-5

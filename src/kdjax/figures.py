@@ -67,6 +67,32 @@ def _colors(n, cmap="viridis"):
     return [cm(x) for x in np.linspace(0.0, 0.85, max(n, 1))]
 
 
+def _plain_log_ticks(axis, lo, hi, candidates=(0.1, 0.2, 0.25, 0.5, 1, 2, 4, 5, 8, 10, 16, 20)):
+    """Log axis with plain-number major ticks (``0.5, 1, 2``) and no minor labels."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    ticks = [c for c in candidates if lo * 0.999 <= c <= hi * 1.001]
+    if len(ticks) > 7:  # keep every other one
+        ticks = ticks[::2]
+    axis.set_major_locator(FixedLocator(ticks))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _plain_log_labels(axis, leads=(1.0, 2.0, 3.0, 5.0)):
+    """Plain-number labels on a log axis: every decade and its ``leads`` multiples."""
+    from matplotlib.ticker import FuncFormatter
+
+    def label(v, _):
+        if v <= 0:
+            return ""
+        lead = round(v / 10 ** math.floor(math.log10(v) + 1e-9), 6)
+        return f"{v:.2g}" if lead in leads else ""
+
+    axis.set_major_formatter(FuncFormatter(label))
+    axis.set_minor_formatter(FuncFormatter(label))
+
+
 def _fmt(x, digits=4):
     if x is None or not np.isfinite(x):
         return "n/a"
@@ -205,6 +231,14 @@ def figure2(res, out):
                label=f"{LAM_T} best for the teacher itself ({_g(float(r['lam_t_teacher']))})")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    vals = np.concatenate([r["lam_t_student"][ok], [float(r["lam_t_teacher"])]])
+    vals = vals[np.isfinite(vals)]
+    if vals.size:
+        ax.set_ylim(vals.min() / 1.6, vals.max() * 1.6)
+    _plain_log_labels(ax.yaxis)
+    temps = r["opt_temperature"]
+    ax.set_xlim(temps.min() / 1.5, temps.max() * 1.5)
+    _plain_log_ticks(ax.xaxis, temps.min() / 1.5, temps.max() * 1.5)
     ax.set_xlabel(f"temperature {T_}")
     ax.set_ylabel(f"optimal teacher regularisation {LAM_T}")
     ax.set_title("Which teacher is best: for itself or for its student?", fontsize=11)
@@ -234,11 +268,12 @@ def figure3(res, out):
         os.path.join(out, "fig3_double_descent.csv"),
         ["alpha", "hard_weight", "lam_s", "fresh", "student_error", "teacher_error"], rows)
     paths.append(path)
+    has_peak = np.isfinite(r["peak_alpha"])  # curves without an interior maximum: no row
     path, dropped["fig3_peaks.csv"] = write_csv(
         os.path.join(out, "fig3_peaks.csv"),
         ["hard_weight", "lam_s", "fresh", "peak_alpha", "peak_error", "predicted_threshold"],
-        zip(r["hard_weight"], r["lam_s"], r["fresh"], r["peak_alpha"], r["peak_error"],
-            r["predicted_threshold"]))
+        [row for row, keep in zip(zip(r["hard_weight"], r["lam_s"], r["fresh"], r["peak_alpha"],
+                                      r["peak_error"], r["predicted_threshold"]), has_peak) if keep])
     paths.append(path)
     s = _sim_rows(sim, 3.0)
     path, dropped["fig3_simulation.csv"] = write_csv(
@@ -267,12 +302,10 @@ def figure3(res, out):
         ok = np.isfinite(r["teacher_error"])
         ax.plot(r["alpha"][ok], r["teacher_error"][ok], "k:", lw=1.5,
                 label=f"teacher ({LAM_T}={p.dd_lam_t:g})")
-        ax.axvline(p.gamma, color="tab:blue", lw=0.8, alpha=0.6)
-        ax.axvline(r["hard_separability_alpha"], color="tab:red", lw=0.8, alpha=0.6)
-        ymin, ymax = ax.get_ylim()
-        ax.text(p.gamma, ymax, f" {ALPHA}={GAMMA}", color="tab:blue", va="top", fontsize=8)
-        ax.text(r["hard_separability_alpha"], ymax,
-                " " + GAMMA + ALPHA + r"$^*(\Delta/\gamma)$", color="tab:red", va="top", fontsize=8)
+        ax.axvline(p.gamma, color="tab:blue", lw=1.0, ls=(0, (1, 3)),
+                   label=f"{ALPHA} = {GAMMA} (soft labels: samples = student weights)")
+        ax.axvline(r["hard_separability_alpha"], color="tab:red", lw=1.0, ls=(0, (1, 3)),
+                   label=GAMMA + ALPHA + r"$^*(\Delta/\gamma,\rho)$ (hard labels: separability)")
         if not fresh:
             sel = np.isfinite(s["student_mean"])
             if sel.any():
@@ -280,13 +313,14 @@ def figure3(res, out):
                             fmt="o", color="tab:orange", mec="k", ms=6, capsize=3, zorder=5,
                             label=f"simulation (N={p.sim_n_features})")
         ax.set_xscale("log")
+        _plain_log_ticks(ax.xaxis, r["alpha"].min(), r["alpha"].max())
         ax.set_xlabel(f"samples per dimension {ALPHA}" + (r" $=\alpha_s$" if fresh else ""))
         ax.set_ylabel(f"student test error {EPS}")
         ax.set_title(("Fresh inputs (student trains on new $\\alpha_s N$ samples)" if fresh else
                       "Same inputs (the teacher's training set)")
                      + f"\n{GAMMA}={p.gamma:g}, {T_}={p.dd_temperature:g}", fontsize=11)
-        ax.legend(fontsize=7.5)
-        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7.5, loc="lower left", framealpha=0.85)
+        ax.grid(alpha=0.3, which="major")
     paths.append(_save(fig, os.path.join(out, "fig3_double_descent.png")))
     return paths, dropped
 
@@ -300,6 +334,9 @@ def _heatmap(fig, ax, values, xs, ys, title, fmt, cmap, log=False):
     data = np.ma.masked_invalid(values)
     norm = LogNorm() if log and np.nanmin(values) > 0 else None
     im = ax.imshow(data, origin="lower", cmap=cmap, aspect="auto", norm=norm)
+    cbar = fig.colorbar(im, ax=ax)
+    if norm is not None:
+        _plain_log_labels(cbar.ax.yaxis, leads=tuple(float(k) for k in range(1, 10)))
     ax.set_xticks(range(len(xs)), [f"{x:g}" for x in xs])
     ax.set_yticks(range(len(ys)), [f"{y:g}" for y in ys])
     ax.set_xlabel(f"student size {GAMMA}")
@@ -311,7 +348,6 @@ def _heatmap(fig, ax, values, xs, ys, title, fmt, cmap, log=False):
             ax.text(j, i, fmt(v) if np.isfinite(v) else "n/a", ha="center", va="center",
                     fontsize=10, color="w", fontweight="bold",
                     path_effects=_outline())
-    fig.colorbar(im, ax=ax)
 
 
 def _outline():
@@ -351,15 +387,16 @@ def figure4(res, out):
         ax.plot(r["temperature"][ok], r["student_error"][k][ok], "o-", color=c, ms=4,
                 label=f"{LAM_T}={r['lam_t'][k]:.3g}")
     ax.set_xscale("log")
+    _plain_log_ticks(ax.xaxis, r["temperature"].min(), r["temperature"].max())
     ax.set_xlabel(f"temperature {T_}")
     ax.set_ylabel(f"student test error {EPS}")
     ax.set_title(f"Student error vs temperature\n({ALPHA}={p.alpha:g}, {GAMMA}={p.gamma:g}, "
                  r"$\lambda_s=0$, $a=0$)", fontsize=11)
-    ax.legend(fontsize=8, ncol=2)
-    ax.grid(alpha=0.3, which="both")
-    how = "gradient (L-BFGS, exact gradient)" if float(r["gradient"]) else "grid search (--quick)"
+    ax.legend(fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+    ax.grid(alpha=0.3, which="major")
+    how = "L-BFGS-B, exact gradient" if float(r["gradient"]) else "coarse grid, --quick"
     _heatmap(fig, axes[0, 1], r["opt_temperature"], r["map_gamma"], r["map_alpha"],
-             f"optimal temperature {T_}* [{how}]", lambda v: f"{v:.2g}", "magma", log=True)
+             f"optimal temperature {T_}* ({how})", lambda v: f"{v:.2g}", "magma", log=True)
     _heatmap(fig, axes[1, 0], r["opt_lam_t"], r["map_gamma"], r["map_alpha"],
              f"optimal teacher regularisation {LAM_T}*", lambda v: f"{v:.2g}", "viridis", log=True)
     _heatmap(fig, axes[1, 1], r["opt_error"], r["map_gamma"], r["map_alpha"],
@@ -518,11 +555,12 @@ def report(res, dropped: dict) -> str:
             f"{_fmt(float(f2['teacher_error_at_lam_t_student'][k]))} |")
     add("")
     ratios = f2["lam_t_student"] / float(f2["lam_t_teacher"])
+    cost = f2["student_error_at_lam_t_teacher"] - f2["student_error_at_lam_t_student"]
     if np.isfinite(ratios).any():
         add(f"- lam_t(student) / lam_t(teacher) ranges over {_g(np.nanmin(ratios))}..."
             f"{_g(np.nanmax(ratios))}; picking the teacher's own optimum instead of the student's "
             f"costs the student at most "
-            f"{_fmt(np.nanmax(f2['student_error_at_lam_t_teacher'] - f2['student_error_at_lam_t_student']), 5)} "
+            f"{_fmt(np.nanmax(cost), 5)} "
             "in test error.")
     add("")
 
@@ -552,6 +590,35 @@ def report(res, dropped: dict) -> str:
         f"{_g(float(f3['hard_separability_alpha']))} (the teacher's own: "
         f"{_g(float(f3['teacher_separability_alpha']))}). Peak positions are read on the alpha "
         "grid, so they are located to within one grid step.")
+    err, alphas = f3["student_error"], f3["alpha"]
+    kd_small, hard_small = 0, 4  # curve order of reproduce.double_descent_curves
+    pk, ph = float(f3["peak_alpha"][kd_small]), float(f3["peak_alpha"][hard_small])
+    if np.isfinite(pk) and np.isfinite(ph):
+        add(f"- KD moves the interpolation peak: with lam_s = {p.dd_lam_s_small:g} the soft-label "
+            f"student peaks at alpha = {_g(pk)} (eps_g = {_fmt(float(f3['peak_error'][kd_small]))}), "
+            f"the hard-label student at alpha = {_g(ph)}.")
+    below = (alphas < float(f3["hard_separability_alpha"])) & np.isfinite(err[hard_small])
+    if below.sum() >= 2:
+        seg = err[hard_small][below]
+        add(f"- Hard labels, lam_s = {p.dd_lam_s_small:g}: on the separable side (alpha < "
+            f"{_g(float(f3['hard_separability_alpha']))}) the error stays within "
+            f"{_fmt(seg.min())}...{_fmt(seg.max())} (the lam_s -> 0 student is the max-margin "
+            "classifier there); it falls only once the data stop being separable, so its 'peak' "
+            "is the edge of this plateau.")
+    for c, curve in enumerate(f3["curves"]):
+        if curve["lam_s"] != p.dd_lam_s_reg:
+            continue
+        row = err[c][np.isfinite(err[c])]
+        rises = int(np.sum(np.diff(row) > 1e-4))
+        add(f"- {curve['label']}, lam_s = {curve['lam_s']:g}: "
+            + ("decreases monotonically in alpha (no peak)." if rises == 0 else
+               f"{rises} increase(s) larger than 1e-4 between neighbouring alpha."))
+    c_same, c_fresh = 0, 2
+    if np.isfinite(f3["peak_error"][c_same]) and np.isfinite(f3["peak_error"][c_fresh]):
+        add(f"- Same vs fresh inputs (lam_s = {p.dd_lam_s_small:g}): peak error "
+            f"{_fmt(float(f3['peak_error'][c_same]))} at alpha = {_g(float(f3['peak_alpha'][c_same]))} "
+            f"vs {_fmt(float(f3['peak_error'][c_fresh]))} at alpha_s = "
+            f"{_g(float(f3['peak_alpha'][c_fresh]))}.")
     n_nan = int(np.sum(~np.isfinite(f3["student_error"])))
     add(f"- Points left out (solve not converged or no finite minimiser): {n_nan} of "
         f"{f3['student_error'].size}; they are absent from `fig3_double_descent.csv`.")
@@ -582,7 +649,8 @@ def report(res, dropped: dict) -> str:
     add(f"- Optimal recipe over (alpha, gamma), found by {how}; bounds lam_t in "
         f"[{p.lam_t_bounds[0]:g}, {p.lam_t_bounds[1]:g}], T in [{p.t_bounds[0]:g}, {p.t_bounds[1]:g}]:")
     add("")
-    add("| alpha | gamma | lam_t* | T* | student error | teacher error at lam_t* | teacher's own best lam_t |")
+    add("| alpha | gamma | lam_t* | T* | student error | teacher error at lam_t* "
+        "| teacher's own best lam_t |")
     add("| --- | --- | --- | --- | --- | --- | --- |")
     for i, a in enumerate(f4["map_alpha"]):
         for j, g in enumerate(f4["map_gamma"]):
@@ -590,6 +658,14 @@ def report(res, dropped: dict) -> str:
                 f"{_g(float(f4['opt_temperature'][i, j]))} | {_fmt(float(f4['opt_error'][i, j]))} | "
                 f"{_fmt(float(f4['teacher_error_at_opt'][i, j]))} | {_g(float(f4['lam_t_teacher'][i]))} |")
     add("")
+    ratio = f4["opt_lam_t"] / f4["lam_t_teacher"][:, None]
+    if np.isfinite(ratio).any():
+        add(f"- Optimal T* ranges over {_g(np.nanmin(f4['opt_temperature']))}..."
+            f"{_g(np.nanmax(f4['opt_temperature']))}; the student's optimal lam_t* is "
+            f"{_g(np.nanmin(ratio))}...{_g(np.nanmax(ratio))} times the teacher's own optimal lam_t, "
+            f"and the teacher it calls for errs at most "
+            f"{_fmt(np.nanmax(f4['teacher_error_at_opt'] - f4['teacher_best_error'][:, None]), 4)} "
+            "more than the best teacher.")
     at_bound = np.isclose(f4["opt_temperature"], p.t_bounds[1], rtol=1e-3)
     if at_bound.any():
         add(f"- At {int(at_bound.sum())} cell(s) the optimal T sits at the upper bound "
@@ -603,17 +679,20 @@ def report(res, dropped: dict) -> str:
     ok = np.isfinite(f5["student_mean"]) & np.isfinite(f5["student_theory"])
     z = (f5["student_mean"] - f5["student_theory"]) / f5["student_sem"]
     zt = (f5["teacher_mean"] - f5["teacher_theory"]) / f5["teacher_sem"]
+    gap = np.nanmax(np.abs(f5["student_mean"] - f5["student_theory"])[ok]) if ok.any() else math.nan
     add(f"Simulations of exactly the same objectives at N = {int(f5['n_features'])}, "
         f"{int(f5['n_seeds'])} seeds per point (`kdjax.simulate.simulate_student`; error = "
         "MODEL.md formula at each seed's overlaps, mean +- s.e.m. over seeds).")
     add("")
     add(f"- {int(ok.sum())} of {f5['figure'].size} points simulated successfully; "
-        f"student |sim - theory| <= {_fmt(np.nanmax(np.abs(f5['student_mean'] - f5['student_theory'])[ok]) if ok.any() else math.nan)}, "
+        f"student |sim - theory| <= {_fmt(gap)}, "
         f"max |z| = {_g(np.nanmax(np.abs(z[ok])) if ok.any() else math.nan, 3)} s.e.m.; teacher max |z| = "
         f"{_g(np.nanmax(np.abs(zt[ok])) if ok.any() else math.nan, 3)}.")
-    add("- Deviations of one or two s.e.m. at this N are expected: finite-size corrections are "
-        "O(1/sqrt(N)) for the error of a single seed and the s.e.m. over a few seeds is of the "
-        "same order.")
+    add("- All points use the same seeds, hence the same cluster direction and training sets: "
+        "their deviations from the theory are correlated (they tend to share a sign), so the "
+        "z-scores are not independent. Deviations of one to three s.e.m. at this N and number of "
+        "seeds are within what sample-to-sample fluctuations and O(1/N) finite-size corrections "
+        "allow.")
     add("")
 
     # ---- bookkeeping

@@ -69,6 +69,7 @@ class Plan:
     dd_lam_t: float = 0.1
     dd_lam_s_small: float = 1e-4
     dd_lam_s_reg: float = 0.1
+    dd_refine: bool = True  # add alpha = (0.92, 1, 1.08) x each predicted threshold
     # figure 4b: optimal (lam_t, T) over (alpha, gamma)
     map_alphas: tuple = (1.5, 3.0, 6.0)
     map_gammas: tuple = (0.25, 0.5, 0.75)
@@ -81,9 +82,10 @@ class Plan:
     sim_seeds: int = 4
     sim_temperature: float = 2.0
     sim_lam_t: tuple = (0.003, 0.03, 0.3, 3.0)
-    # (alpha, hard_weight, lam_s) on the same-input curves of figure 3
-    sim_dd_points: tuple = ((1.0, 0.0, 1e-4), (2.0, 0.0, 1e-4), (4.0, 0.0, 1e-4),
-                            (2.0, 1.0, 1e-4), (4.0, 1.0, 1e-4), (2.0, 0.0, 0.1))
+    # (alpha, hard_weight, lam_s) on the same-input curves of figure 3; each new alpha costs one
+    # compilation of the simulator (~15 s), alpha = p.alpha shares figure 1's
+    sim_dd_points: tuple = ((0.35, 0.0, 1e-4), (1.0, 0.0, 1e-4), (2.0, 0.0, 1e-4),
+                            (2.0, 1.0, 1e-4), (2.0, 0.0, 0.1))
 
 
 def plan(quick: bool = False) -> Plan:
@@ -100,6 +102,7 @@ def plan(quick: bool = False) -> Plan:
         lam_s_grid=tuple(np.geomspace(1e-2, 1.0, 4)),
         lam_s_evals=3,
         dd_alphas=(0.2, 0.35, 0.7, 1.0, 2.0, 4.0, 8.0),
+        dd_refine=False,
         map_alphas=(2.0, 4.0),
         map_gammas=(0.25, 0.5),
         map_lam_t=(0.03, 0.3),
@@ -329,7 +332,12 @@ def double_descent(p: Plan, solves: Solves, progress: Progress | None = None) ->
     from .bayes import separability_threshold
 
     stage = "double descent"
-    alphas = np.asarray(p.dd_alphas)
+    hard_star = p.gamma * float(separability_threshold(p.delta / p.gamma, p.rho))
+    teacher_star = float(separability_threshold(p.delta, p.rho))
+    alphas = np.asarray(p.dd_alphas, float)
+    if p.dd_refine:
+        extra = [c * f for c in (p.gamma, hard_star) for f in (0.92, 1.0, 1.08)]
+        alphas = np.unique(np.round(np.concatenate([alphas, extra]), 12))
     curves = double_descent_curves(p)
     total = alphas.size * len(curves)
     errors = np.full((len(curves), alphas.size), np.nan)
@@ -344,8 +352,6 @@ def double_descent(p: Plan, solves: Solves, progress: Progress | None = None) ->
                 teacher[i] = eps_t
             done += 1
             _tick(progress, stage, done, total)
-    hard_star = p.gamma * float(separability_threshold(p.delta / p.gamma, p.rho))
-    teacher_star = float(separability_threshold(p.delta, p.rho))
     peak_alpha = np.full(len(curves), np.nan)
     peak_error = np.full(len(curves), np.nan)
     predicted = np.array([hard_star if c["hard_weight"] >= 1 else p.gamma for c in curves])
