@@ -559,9 +559,8 @@ def report(res, dropped: dict) -> str:
     if np.isfinite(ratios).any():
         add(f"- lam_t(student) / lam_t(teacher) ranges over {_g(np.nanmin(ratios))}..."
             f"{_g(np.nanmax(ratios))}; picking the teacher's own optimum instead of the student's "
-            f"costs the student at most "
-            f"{_fmt(np.nanmax(cost), 5)} "
-            "in test error.")
+            f"costs the student {_fmt(np.nanmin(cost), 5)}...{_fmt(np.nanmax(cost), 5)} in test "
+            f"error (the most at T = {f2['opt_temperature'][int(np.nanargmax(cost))]:g}).")
     add("")
 
     # ---- figure 3
