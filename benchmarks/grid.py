@@ -142,8 +142,8 @@ def run(quick: bool) -> dict:
         teacher_scaling=scaling if scaling else "needs sizes 1000 and 10000 (full mode)",
         student=student_rows,
         student_note=(
-            f"student jit(vmap) sizes {vmap_sizes} (on CPU: 10 and 100 in full mode, ~0.1 s per point "
-            "and ~45 s to compile each size; quick mode skips it); "
+            f"student jit(vmap) sizes {vmap_sizes} (on CPU 10 and 100 in full mode, none in quick mode: "
+            "each size is its own compilation, see the compile column); "
             "loop = Python loop over the single jitted solve"
         ),
         ranges=dict(teacher_lam_t=LAM_RANGE, teacher_alpha=ALPHA_RANGE, student_lam_t=(1e-2, 10.0),
