@@ -2,7 +2,8 @@
 
 Every benchmark imports this module first: it turns on float64 (the library never does), and
 holds the single jitted teacher / student solves, so that a suite run compiles each of them once
-(``latency`` measures that compilation; later benchmarks in the same process reuse it).
+(``first_call`` measures that compilation once; later benchmarks in the same process reuse it),
+and the timing helpers every benchmark uses.
 """
 
 from __future__ import annotations
@@ -64,6 +65,37 @@ def repeat(fn, args, n: int):
         out, dt = timed(fn, *args)
         times.append(dt)
     return times, out
+
+
+_FIRST_CALLS: dict = {}
+
+
+def first_call(fn, *args) -> float:
+    """Seconds of the first call of ``fn`` in this process for the structure of ``args`` (trace +
+    XLA compile + one solve), measured once and remembered, so that every benchmark that uses the
+    shared jitted solves reports the same compilation, whichever ran first."""
+    key = (fn, jax.tree_util.tree_structure(args))
+    if key not in _FIRST_CALLS:
+        _FIRST_CALLS[key] = timed(fn, *args)[1]
+    return _FIRST_CALLS[key]
+
+
+def solve_timing(fn, args, n: int) -> tuple[dict, object]:
+    """Median (and min, max) of ``n`` warm calls, with ``compile_s`` = first call minus median."""
+    first = first_call(fn, *args)
+    times, out = repeat(fn, args, n)
+    row = summary(times)
+    row.update(first_call_s=first, compile_s=first - row["median_s"])
+    return row, out
+
+
+def cold_warm(thunk) -> tuple[object, dict]:
+    """Two calls of ``thunk`` (a cached compiled path: the second reuses the first's
+    compilation): ``first_call_s`` (compile + run), ``seconds`` (the second, the run alone) and
+    ``compile_s`` (their difference)."""
+    _, first = timed(thunk)
+    out, second = timed(thunk)
+    return out, dict(first_call_s=first, seconds=second, compile_s=first - second)
 
 
 def summary(times) -> dict:
@@ -139,5 +171,6 @@ def machine_info() -> dict:
 
 __all__ = [
     "jax", "jnp", "np", "kdjax", "mixture", "teacher", "student", "teacher_jit", "student_jit",
-    "timed", "repeat", "summary", "machine_info", "device_name",
+    "timed", "repeat", "first_call", "solve_timing", "cold_warm", "summary", "machine_info",
+    "device_name",
 ]

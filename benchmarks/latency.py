@@ -10,7 +10,7 @@ waited for with ``jax.block_until_ready``.  Targets: teacher <= 5 ms, student <=
 
 from __future__ import annotations
 
-from _common import kdjax, mixture, repeat, student, student_jit, summary, teacher, teacher_jit, timed
+from _common import kdjax, mixture, solve_timing, student, student_jit, teacher, teacher_jit
 
 TARGET_TEACHER_S = 5e-3
 TARGET_STUDENT_S = 30e-3
@@ -26,12 +26,8 @@ def run(quick: bool) -> dict:
     }
     rows = {}
     for name, (fn, args, target) in cases.items():
-        res, compile_s = timed(fn, *args)  # first call: trace + XLA compile + one solve
-        times, res = repeat(fn, args, n)
-        row = summary(times)
+        row, res = solve_timing(fn, args, n)
         row.update(
-            compile_s=compile_s - row["median_s"],
-            first_call_s=compile_s,
             target_s=target,
             target_met=bool(row["median_s"] <= target),
             iterations=int(res.iterations),
@@ -42,19 +38,18 @@ def run(quick: bool) -> dict:
         print(f"  latency {name}: {row['median_s'] * 1e3:.2f} ms (target {target * 1e3:.0f} ms), "
               f"compile {row['compile_s']:.1f} s", flush=True)
 
-    # Public API (eager checks + its own cached jit): warm once, then time.  Full mode only: its
-    # separate compilation costs another ~1 min.
+    # Public API (eager regime checks + its own cached jit + convergence warning).  Full mode
+    # only: its separate compilation costs another ~20 s.
     api = {} if quick else {
         "api_solve_teacher": (kdjax.solve_teacher, (mix, t)),
         "api_solve_student_same": (kdjax.solve_student, (mix, t, student("same"))),
     }
     for name, (fn, args) in api.items():
-        _, first = timed(fn, *args)
-        times, res = repeat(fn, args, n)
-        row = summary(times)
-        row.update(first_call_s=first, gen_error=float(res.gen_error))
+        row, res = solve_timing(fn, args, n)
+        row.update(gen_error=float(res.gen_error))
         rows[name] = row
-        print(f"  latency {name}: {row['median_s'] * 1e3:.2f} ms", flush=True)
+        print(f"  latency {name}: {row['median_s'] * 1e3:.2f} ms, first call {row['first_call_s']:.1f} s",
+              flush=True)
 
     return dict(
         point=dict(alpha=mix.alpha, delta=mix.delta, rho=mix.rho, loss="logistic", lam_t=t.lam,
@@ -65,7 +60,7 @@ def run(quick: bool) -> dict:
             student_same=rows["student_same"]["target_met"],
             student_fresh=rows["student_fresh"]["target_met"],
         ),
-        note="compile_s = first call minus the median solve (trace + XLA compile).",
+        note="compile_s = first call in the process minus the median solve (trace + XLA compile).",
     )
 
 

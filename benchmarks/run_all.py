@@ -108,11 +108,12 @@ def markdown(res: dict) -> str:
             if "target_s" in row:
                 L.append(f"| latency | {name} solve, median of {row['repeats']} | {_ms(row['median_s'])} "
                          f"| <= {_ms(row['target_s'])} | {_yes(row['target_met'])} |")
-    if "grid" in b and "teacher_vmap" in b["grid"]:
+    if "grid" in b and "teacher" in b["grid"]:
         sc = b["grid"]["teacher_scaling"]
         if isinstance(sc, dict):
-            L.append(f"| grid | teacher cost/point 10000 vs 1000 (jit(vmap)) | x{sc['ratio_10000_over_1000']:.2f} "
-                     f"| flat or falling | {_yes(sc['target_met'])} |")
+            for mode, v in sc.items():
+                L.append(f"| grid | teacher sweep cost/point, 10000 / 1000 points ({mode}) "
+                         f"| x{v['ratio_10000_over_1000']:.2f} | flat or falling (<= 1.1) | {_yes(v['flat_or_falling'])} |")
         else:
             L.append(f"| grid | teacher scaling 1000 -> 10000 | not measured ({sc}) | flat or falling | n/a |")
     if "reference" in b and "points" in b["reference"]:
@@ -132,16 +133,13 @@ def markdown(res: dict) -> str:
                              f"| {_yes(w['ratio'] >= 1000)} |")
         L.append(f"| simulation | max abs z, theory vs sim mean (m, q, r, b, gen_error) | {s['max_abs_z']:.1f} "
                  f"| (agreement within error bars + finite size) | see (d) |")
-    if "recipe" in b:
+    if "recipe" in b and "grid" in b["recipe"]:
         r = b["recipe"]
-        if "skipped" in r:
-            L.append(f"| recipe | gradient vs grid | skipped: {r['skipped']} | | n/a |")
-        elif "grid" in r:
-            L.append(f"| recipe | gradient error - grid best | {r['error_gap_gradient_minus_grid']:+.2e} | <= +1e-3 "
-                     f"| {_yes(r['error_gap_gradient_minus_grid'] <= 1e-3)} |")
-            L.append(f"| recipe | solves grid / gradient | {r['grid']['solves']} / {r['gradient']['solves']} = "
-                     f"{r['solves_ratio_grid_over_gradient']:.1f}x | >= 10x "
-                     f"| {_yes(r['solves_ratio_grid_over_gradient'] >= 10)} |")
+        L.append(f"| recipe | gradient best error - grid best | {r['error_gap_gradient_minus_grid']:+.2e} | <= +1e-3 "
+                 f"| {_yes(r['error_gap_gradient_minus_grid'] <= 1e-3)} |")
+        L.append(f"| recipe | solves grid / gradient | {r['grid']['solves']} / {r['gradient']['solves']} = "
+                 f"{r['solves_ratio_grid_over_gradient']:.1f}x | >= 10x "
+                 f"| {_yes(r['solves_ratio_grid_over_gradient'] >= 10)} |")
     for k, v in b.items():
         if "error" in v:
             L.append(f"| {k} | FAILED | {v['error']} | | |")
@@ -158,23 +156,27 @@ def markdown(res: dict) -> str:
         L += ["", "api_* rows: the public eager `kdjax.solve_teacher` / `solve_student` (regime checks, own "
               "cached jit, convergence warning); the others: `jax.jit` of the raw solve with traced params.", ""]
 
-    if "grid" in b and "teacher_vmap" in b["grid"]:
+    if "grid" in b and "teacher" in b["grid"]:
         g = b["grid"]
-        L += ["## (b) Grid throughput", "", "| solver | points | total | per point | compile | converged | "
-              "iterations max / mean |", "|---|---|---|---|---|---|---|"]
+        L += ["## (b) Grid throughput (`kdjax.sweep`)", "",
+              "| solver | points | batch | run (2nd call) | per point | compile (1st - 2nd) | converged | "
+              "iterations max / mean |", "|---|---|---|---|---|---|---|---|"]
 
         def row(label, r):
             comp = f"{r['compile_s']:.1f} s" if "compile_s" in r else "(shared)"
-            return (f"| {label} | {r['points']} | {_ms(r['seconds'])} | {_ms(r['ms_per_point'] / 1e3)} | {comp} | "
-                    f"{r['converged_fraction']:.3f} | {r['max_iterations']} / {r['mean_iterations']:.1f} |")
+            return (f"| {label} | {r['points']} | {r.get('batch_size', '')} | {_ms(r['seconds'])} | "
+                    f"{_ms(r['ms_per_point'] / 1e3)} | {comp} | {r['converged_fraction']:.3f} | "
+                    f"{r['max_iterations']} / {r['mean_iterations']:.1f} |")
 
-        for n, r in g["teacher_vmap"].items():
-            L.append(row("teacher jit(vmap)", r))
-        L.append(row("teacher jit(lax.map)", g["teacher_lax_map"]))
-        L.append(row("teacher loop of jit", g["teacher_python_loop"]))
+        for mode, rows in g["teacher"].items():
+            for n, r in rows.items():
+                L.append(row(f"teacher sweep {mode} (lam_t, alpha)", r))
+        if g.get("teacher_fixed_lam_t"):
+            L.append(row("teacher sweep default (alpha, delta), lam_t fixed", g["teacher_fixed_lam_t"]))
+        L.append(row("teacher loop of jit (lam_t, alpha)", g["teacher_python_loop"]))
         for name, r in g["student"].items():
-            L.append(row(f"student {name.replace('_', ' ')}", r))
-        L += ["", f"{g['student_note']}. Ranges: {g['ranges']}.", ""]
+            L.append(row(f"student {'loop of jit' if name == 'loop' else 'sweep ' + name} (lam_t, T)", r))
+        L += ["", f"{g['note']} Ranges: {g['ranges']}.", ""]
 
     if "reference" in b and "points" in b["reference"]:
         r = b["reference"]
@@ -200,7 +202,7 @@ def markdown(res: dict) -> str:
               "| N | seeds | who | simulation | ratio | quantity | theory | sim mean +- sem | z |",
               "|---|---|---|---|---|---|---|---|---|"]
         for row in s["simulations"]:
-            for who in ("teacher", "student", "teacher_from_student_run"):
+            for who in ("teacher", "student"):
                 if who not in row:
                     continue
                 w = row[who]
@@ -219,17 +221,18 @@ def markdown(res: dict) -> str:
     if "recipe" in b and "grid" in b["recipe"]:
         r = b["recipe"]
         gr, gd = r["grid"], r["gradient"]
-        L += ["## (e) Recipe search: gradient (optimize_kd) vs grid", "",
-              "| method | best error | at (lam_t, T) | solves | wall time |", "|---|---|---|---|---|",
-              f"| grid {gr['shape'][0]}x{gr['shape'][1]} ({gr['method']}) | {gr['best_error']:.6f} | "
-              f"({gr['best_lam_t']:.3g}, {gr['best_temperature']:.3g}) | {gr['solves']} | {gr['seconds']:.1f} s |",
+        L += ["## (e) Recipe search: gradient (optimize_kd) vs grid (sweep)", "",
+              "| method | best error | at (lam_t, T) | solves | wall (compile excluded) | wall (compile included) |",
+              "|---|---|---|---|---|---|",
+              f"| sweep grid {gr['shape'][0]}x{gr['shape'][1]} | {gr['best_error']:.6f} | "
+              f"({gr['best_lam_t']:.3g}, {gr['best_temperature']:.3g}) | {gr['solves']} | {gr['seconds']:.2f} s "
+              f"| {gr['first_call_s']:.1f} s |",
               f"| optimize_kd from {gd['start']} | {gd['best_error']:.6f} | "
               f"({gd['params']['lam_t']:.3g}, {gd['params']['temperature']:.3g}) | {gd['solves']} | "
-              f"{gd['seconds_incl_compile']:.1f} s (incl. compile) |", "",
+              f"{gd['seconds']:.2f} s | {gd['first_call_s']:.1f} s |", "",
               f"Gradient path reaches grid best + 1e-3 at iteration {gd['first_iteration_within_1e_3_of_grid']} "
-              f"of {gd['iterations']}. {r['note']}", ""]
-    elif "recipe" in b and "skipped" in b["recipe"]:
-        L += ["## (e) Recipe search", "", f"skipped: {b['recipe']['skipped']}", ""]
+              f"of {gd['iterations']}. Wall-time ratio grid / gradient: {r['time_ratio_grid_over_gradient']:.1f}x "
+              f"(compile excluded), {r['time_ratio_including_compile']:.1f}x (included). {r['note']}", ""]
 
     L += ["## Wall time per benchmark", "", "| benchmark | wall |", "|---|---|"]
     L += [f"| {k} | {v['_wall_s']:.1f} s |" for k, v in b.items()]

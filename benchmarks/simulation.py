@@ -2,21 +2,20 @@
 
 Point: the latency point (logistic teacher lam_t = 0.1, alpha = 2, delta = 1; student gamma = 0.5,
 T = 2, a = 0.3, lam_s = 0.01, same inputs).  Theory: median of 20 jitted solves.  Simulation:
-``kdjax.simulate.simulate_teacher`` / ``simulate_student`` with 10 seeds at N = 1000 and 2000
+``kdjax.simulate.simulate_teacher`` and ``simulate_student`` with 10 seeds at N = 1000 and 2000
 (quick: N = 500, 4 seeds), one call each, wall time as a user sees it (the call includes its XLA
 compilation, ~10-30 s; the simulation's jit is keyed on N and the seed count, so it cannot be
-warmed up without paying a second full run).
+warmed up without paying a second full run).  ``simulate_student`` trains its own teacher (the
+same experiment as ``simulate_teacher``'s) before the student, and its time includes it.
 
-At N = 2000 only ``simulate_student`` is run: its ``.teacher`` is the very teacher experiment
-``simulate_teacher`` would run for the same seeds (simulate.py), and a separate teacher call would
-cost another ~4 min on 2 cores.  Agreement: theory vs simulation mean +- sem (m, q; r for the
-student), as z = (theory - mean) / sem.  Target: simulation / theory time >= 1000.
+Agreement: theory vs simulation mean +- sem (m, q, b, gen_error; r for the student), as
+z = (theory - mean) / sem.  Target: simulation / theory time >= 1000.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from _common import mixture, repeat, student, student_jit, summary, teacher, teacher_jit, timed
+from _common import mixture, solve_timing, student, student_jit, teacher, teacher_jit, timed
 from kdjax.simulate import simulate_student, simulate_teacher
 
 TARGET_RATIO = 1000.0
@@ -34,38 +33,29 @@ def _agree(theory, sim, keys):
 
 def run(quick: bool) -> dict:
     mix, t, s = mixture(), teacher(), student("same")
-    configs = [(500, 4, True)] if quick else [(1000, 10, True), (2000, 10, False)]
+    configs = [(500, 4)] if quick else [(1000, 10), (2000, 10)]
 
     theory = {}
     for name, fn, args in (("teacher", teacher_jit, (mix, t)), ("student", student_jit, (mix, t, s))):
-        _, first = timed(fn, *args)
-        times, res = repeat(fn, args, 20)
-        theory[name] = summary(times) | dict(first_call_s=first)
-        theory[name + "_result"] = res
+        theory[name], theory[name + "_result"] = solve_timing(fn, args, 20)
 
     rows = []
-    for N, seeds, with_teacher in configs:
+    for N, seeds in configs:
         row = dict(N=N, seeds=seeds)
-        if with_teacher:
-            sim_t, dt = timed(lambda: simulate_teacher(mix, t, n_features=N, seeds=seeds))
-            row["teacher"] = dict(sim_s=dt, theory_s=theory["teacher"]["median_s"],
-                                  ratio=dt / theory["teacher"]["median_s"],
-                                  agreement=_agree(theory["teacher_result"], sim_t, ("m", "q", "b", "gen_error")))
-            print(f"  simulation teacher N={N} x{seeds}: {dt:.1f} s, ratio {row['teacher']['ratio']:.0f}x", flush=True)
+        sim_t, dt = timed(lambda: simulate_teacher(mix, t, n_features=N, seeds=seeds))
+        row["teacher"] = dict(sim_s=dt, theory_s=theory["teacher"]["median_s"],
+                              ratio=dt / theory["teacher"]["median_s"],
+                              agreement=_agree(theory["teacher_result"], sim_t, ("m", "q", "b", "gen_error")))
+        print(f"  simulation teacher N={N} x{seeds}: {dt:.1f} s, ratio {row['teacher']['ratio']:.0f}x", flush=True)
         sim_s, dt = timed(lambda: simulate_student(mix, t, s, n_features=N, seeds=seeds))
         row["student"] = dict(sim_s=dt, theory_s=theory["student"]["median_s"],
                               ratio=dt / theory["student"]["median_s"],
                               agreement=_agree(theory["student_result"], sim_s, ("m", "q", "r", "b", "gen_error")))
-        if not with_teacher:
-            row["teacher_from_student_run"] = dict(
-                agreement=_agree(theory["teacher_result"], sim_s.teacher, ("m", "q", "b", "gen_error")),
-                note="teacher experiment inside simulate_student (identical to simulate_teacher's); not timed alone",
-            )
         print(f"  simulation student N={N} x{seeds}: {dt:.1f} s, ratio {row['student']['ratio']:.0f}x", flush=True)
         rows.append(row)
 
     ratios = [r[k]["ratio"] for r in rows for k in ("teacher", "student") if k in r]
-    max_abs_z = max(abs(a["z"]) for r in rows for k in ("teacher", "student", "teacher_from_student_run")
+    max_abs_z = max(abs(a["z"]) for r in rows for k in ("teacher", "student")
                     if k in r for key, a in r[k]["agreement"].items() if isinstance(a, dict))
     for k in ("teacher_result", "student_result"):
         theory.pop(k)

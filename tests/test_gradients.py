@@ -1,6 +1,8 @@
 """Exact hyperparameter gradients (implicit differentiation through both fixed points)
 against central finite differences, in reverse and forward mode."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -27,15 +29,18 @@ POINTS = [
 ]
 
 
-def _error_fn(loss, data, alpha_s, rho, who):
-    base = Student(data=data, alpha=alpha_s)
+@functools.lru_cache(maxsize=None)
+def _compiled(loss, data, who):
+    """``(grad, jacfwd, vmapped value)`` of the error at ``(theta, rho, alpha_s)``, compiled
+    once per teacher loss, data mode and objective."""
 
-    def f(theta):
+    def f(theta, rho, alpha_s):
+        base = Student(data=data, alpha=alpha_s if data == "fresh" else None)
         mix, t, s = with_values(Mixture(1.0, 1.0, rho), Teacher(loss, 0.1), base, dict(zip(NAMES, theta)))
         res = solve(mix, t, s, CONFIG)
         return res.gen_error if who == "student" else res.teacher.gen_error
 
-    return f
+    return jax.jit(jax.grad(f)), jax.jit(jax.jacfwd(f)), jax.jit(jax.vmap(f, in_axes=(0, None, None)))
 
 
 FAST = [POINTS[0], POINTS[7]]  # one same-input logistic, one fresh-input square teacher
@@ -47,13 +52,14 @@ def _params(points):
 
 @pytest.mark.parametrize("loss,data,alpha_s,theta,rho", _params(POINTS))
 def test_gradients_match_central_differences(loss, data, alpha_s, theta, rho):
-    f = _error_fn(loss, data, alpha_s, rho, "student")
+    grad_fn, fwd_fn, batch_fn = _compiled(loss, data, "student")
+    alpha_s = 1.0 if alpha_s is None else alpha_s
     theta = jnp.asarray(theta)
-    grad = jax.jit(jax.grad(f))(theta)
-    fwd = jax.jit(jax.jacfwd(f))(theta)
+    grad = grad_fn(theta, rho, alpha_s)
+    fwd = fwd_fn(theta, rho, alpha_s)
     h = 1e-4 * theta
     steps = jnp.concatenate([jnp.diag(h), -jnp.diag(h)])
-    values = jax.jit(jax.vmap(f))(theta + steps)
+    values = batch_fn(theta + steps, rho, alpha_s)
     fd = (values[: len(NAMES)] - values[len(NAMES):]) / (2 * h)
     scale = jnp.maximum(jnp.abs(fd), 1e-3 * jnp.max(jnp.abs(fd)))
     assert float(jnp.max(jnp.abs(grad - fd) / scale)) <= 1e-5, (grad, fd)
@@ -61,7 +67,7 @@ def test_gradients_match_central_differences(loss, data, alpha_s, theta, rho):
 
 
 def test_teacher_error_gradient_ignores_student_parameters():
-    f = _error_fn("logistic", "same", None, 0.5, "teacher")
-    g = jax.grad(f)(jnp.asarray(POINTS[0][3]))
+    grad_fn, _, _ = _compiled("logistic", "same", "teacher")
+    g = grad_fn(jnp.asarray(POINTS[0][3]), 0.5, 1.0)
     assert float(jnp.max(jnp.abs(g[1:4]))) == 0.0 and float(jnp.max(jnp.abs(g[6]))) == 0.0
     assert abs(float(g[0])) > 0 and abs(float(g[4])) > 0

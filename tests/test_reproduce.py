@@ -1,11 +1,12 @@
-"""`kdjax reproduce`: every file is written, every CSV is finite, and its numbers are the solver's.
+"""`kdjax reproduce --quick`: every file written, every CSV finite, and its numbers the solver's.
 
-One ``run(tmp, quick=True)`` (module-scoped, ~1.5 min on 2 cores) feeds every test; the values
-in the CSV files are checked against direct ``kdjax.solve_teacher`` / ``kdjax.solve_student``
-calls at the same parameters, read from the files themselves.
+One ``run(tmp, quick=True)`` (module-scoped) feeds every test but the last; the values in the CSV
+files are checked against direct ``kdjax.solve_teacher`` / ``kdjax.solve_student`` /
+``kdjax.bayes_optimal_error`` calls at the parameters read from the files themselves.
 """
 
 import csv
+import dataclasses
 import math
 import os
 
@@ -21,7 +22,8 @@ CSVS = ["fig1_kd_student.csv", "fig1_hard_student.csv", "fig1_reference.csv",
         "fig1_simulation.csv", "fig2_best_over_temperature.csv", "fig2_optimal_lam_t.csv",
         "fig3_double_descent.csv", "fig3_peaks.csv", "fig3_simulation.csv",
         "fig4_error_vs_temperature.csv", "fig4_optimal_map.csv", "fig5_theory_vs_simulation.csv"]
-TOL = 1e-6
+TOL = 1e-8
+PLAN = reproduce.plan(quick=True)
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +48,19 @@ def reference(out):
     return {k: float(v[0]) for k, v in ref.items()}
 
 
+def student(ref, lam_t, alpha=None, gamma=None, **kwargs):
+    """Direct ``solve_student`` at the reference mixture (``alpha`` and ``gamma`` overridable)."""
+    mixture = kdjax.Mixture(ref["alpha"] if alpha is None else float(alpha), ref["delta"], ref["rho"])
+    s = kdjax.Student(gamma=ref["gamma"] if gamma is None else float(gamma), **kwargs)
+    return kdjax.solve_student(mixture, kdjax.Teacher("logistic", float(lam_t)), s)
+
+
+def spread(rows):
+    """First, middle and last index of ``rows`` (an index array or a length)."""
+    rows = np.arange(rows) if np.ndim(rows) == 0 else np.asarray(rows)
+    return sorted({int(rows[0]), int(rows[rows.size // 2]), int(rows[-1])})
+
+
 def test_every_expected_file_is_written_and_returned(reproduction):
     out, paths, _ = reproduction
     expected = FIGURES + CSVS + ["report.md"]
@@ -56,6 +71,7 @@ def test_every_expected_file_is_written_and_returned(reproduction):
     for name in FIGURES:
         with open(os.path.join(out, name), "rb") as fh:
             assert fh.read(8) == b"\x89PNG\r\n\x1a\n", name
+        assert os.path.getsize(os.path.join(out, name)) < 400_000, name
 
 
 def test_every_csv_has_a_header_and_only_finite_numbers(reproduction):
@@ -65,7 +81,7 @@ def test_every_csv_has_a_header_and_only_finite_numbers(reproduction):
             rows = list(csv.reader(fh))
         header = rows[0]
         assert all(h and not _is_number(h) for h in header), name
-        assert len(rows) > 1 or name == "fig3_peaks.csv", f"{name} has no data row"
+        assert len(rows) > 1, f"{name} has no data row"
         for row in rows[1:]:
             assert len(row) == len(header), name
             values = [float(v) for v in row]  # raises on anything but a number
@@ -80,81 +96,146 @@ def _is_number(text):
     return True
 
 
+def test_every_error_column_is_a_probability_of_error_below_one_half(reproduction):
+    out, _, _ = reproduction
+    for name in CSVS:
+        data = read(out, name)
+        for column, values in data.items():
+            if "error" in column:
+                assert np.all((values >= 0) & (values <= 0.5)), (name, column)
+
+
 def test_kd_student_and_teacher_errors_equal_direct_solves(reproduction):
     out, _, _ = reproduction
     ref = reference(out)
-    mixture = kdjax.Mixture(ref["alpha"], ref["delta"], ref["rho"])
     kd = read(out, "fig1_kd_student.csv")
-    for k in (0, len(kd["lam_t"]) // 2, len(kd["lam_t"]) - 1):
-        lam_t, T = float(kd["lam_t"][k]), float(kd["temperature"][k])
-        s = kdjax.solve_student(mixture, kdjax.Teacher("logistic", lam_t),
-                                kdjax.Student(gamma=ref["gamma"], temperature=T))
-        t = kdjax.solve_teacher(mixture, kdjax.Teacher("logistic", lam_t))
+    mixture = kdjax.Mixture(ref["alpha"], ref["delta"], ref["rho"])
+    for k in spread(len(kd["lam_t"])):
+        s = student(ref, kd["lam_t"][k], temperature=float(kd["temperature"][k]))
+        t = kdjax.solve_teacher(mixture, kdjax.Teacher("logistic", float(kd["lam_t"][k])))
         assert abs(float(s.gen_error) - kd["student_error"][k]) < TOL
         assert abs(float(t.gen_error) - kd["teacher_error"][k]) < TOL
+    # figure 4a is the same grid, and figure 2a its minimum over T
+    f4 = read(out, "fig4_error_vs_temperature.csv")
+    np.testing.assert_array_equal(f4["student_error"], kd["student_error"])
+    f2 = read(out, "fig2_best_over_temperature.csv")
+    for k, lam_t in enumerate(f2["lam_t"]):
+        here = kd["lam_t"] == lam_t
+        assert f2["student_best_error"][k] == kd["student_error"][here].min()
 
 
-def test_hard_label_student_and_bayes_reference_equal_direct_computations(reproduction):
+def test_hard_label_student_and_bayes_references_equal_direct_computations(reproduction):
     out, _, _ = reproduction
     ref = reference(out)
-    mixture = kdjax.Mixture(ref["alpha"], ref["delta"], ref["rho"])
-    hard = lambda lam_s: float(kdjax.solve_student(
-        mixture, kdjax.Teacher("logistic", 0.1),
-        kdjax.Student(gamma=ref["gamma"], hard_weight=1.0, lam=lam_s)).gen_error)
+    hard = lambda lam_s: float(student(ref, ref["hard_teacher_lam_t"], hard_weight=1.0,
+                                       lam=float(lam_s)).gen_error)
     assert abs(hard(ref["hard_lam_s0"]) - ref["hard_unreg_error"]) < TOL
     assert abs(hard(ref["hard_best_lam_s"]) - ref["hard_best_error"]) < TOL
-    assert ref["hard_best_error"] < ref["hard_unreg_error"]
     scan = read(out, "fig1_hard_student.csv")
+    for k in spread(len(scan["lam_s"])):
+        assert abs(hard(scan["lam_s"][k]) - scan["hard_student_error"][k]) < TOL
     assert ref["hard_best_error"] <= scan["hard_student_error"].min() + 1e-12
+    assert ref["hard_best_error"] < ref["hard_unreg_error"]
+    mixture = kdjax.Mixture(ref["alpha"], ref["delta"], ref["rho"])
     assert abs(float(kdjax.bayes_optimal_error(mixture)) - ref["bayes_error"]) < 1e-12
+    g = ref["gamma"]
+    seen = kdjax.Mixture(ref["alpha"] / g, ref["delta"] / g, ref["rho"])
+    assert abs(float(kdjax.bayes_optimal_error(seen)) - ref["student_bayes_error"]) < 1e-12
+    # the Bayes-optimal errors bound every error of figure 1 from below
+    kd = read(out, "fig1_kd_student.csv")
+    assert ref["bayes_error"] < kd["teacher_error"].min()
+    assert ref["student_bayes_error"] < kd["student_error"].min()
 
 
 def test_double_descent_rows_equal_direct_solves_same_and_fresh(reproduction):
     out, _, _ = reproduction
     ref = reference(out)
     dd = read(out, "fig3_double_descent.csv")
-    p = reproduce.plan(quick=True)
-    picks = []
-    for fresh, hard in ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0)):
-        rows = np.flatnonzero((dd["fresh"] == fresh) & (dd["hard_weight"] == hard))
-        assert rows.size, (fresh, hard)
-        picks.append(int(rows[rows.size // 2]))
-    for k in picks:
+    curves = {(c["lam_t"], c["hard_weight"], c["lam_s"], 1.0 if c["data"] == "fresh" else 0.0)
+              for c in reproduce.double_descent_curves(PLAN)}
+    seen = set(zip(dd["lam_t"], dd["hard_weight"], dd["lam_s"], dd["fresh"]))
+    assert seen == curves
+    for lam_t, hard, lam_s, fresh in sorted(curves):
+        rows = np.flatnonzero((dd["lam_t"] == lam_t) & (dd["hard_weight"] == hard)
+                              & (dd["lam_s"] == lam_s) & (dd["fresh"] == fresh))
+        k = int(rows[rows.size // 2])
         alpha = float(dd["alpha"][k])
-        fresh = dd["fresh"][k] == 1.0
-        student = kdjax.Student(gamma=ref["gamma"], temperature=p.dd_temperature,
-                                hard_weight=float(dd["hard_weight"][k]), lam=float(dd["lam_s"][k]),
-                                data="fresh" if fresh else "same", alpha=alpha if fresh else None)
-        s = kdjax.solve_student(kdjax.Mixture(alpha, ref["delta"], ref["rho"]),
-                                kdjax.Teacher("logistic", p.dd_lam_t), student)
+        s = kdjax.solve_student(
+            kdjax.Mixture(alpha, ref["delta"], ref["rho"]), kdjax.Teacher("logistic", lam_t),
+            kdjax.Student(gamma=ref["gamma"], temperature=PLAN.dd_temperature, hard_weight=hard,
+                          lam=lam_s, data="fresh" if fresh else "same",
+                          alpha=alpha if fresh else None))
         assert abs(float(s.gen_error) - dd["student_error"][k]) < TOL
         assert abs(float(s.teacher.gen_error) - dd["teacher_error"][k]) < TOL
 
 
-def test_optimal_recipe_rows_are_the_solver_errors_at_the_reported_optimum(reproduction):
+def test_double_descent_peaks_sit_at_the_predicted_thresholds(reproduction):
     out, _, _ = reproduction
     ref = reference(out)
+    peaks = read(out, "fig3_peaks.csv")
+    soft_small = (peaks["hard_weight"] == 0) & (peaks["lam_s"] == PLAN.dd_lam_s_small)
+    assert np.all(peaks["has_interior_peak"][soft_small] == 1)
+    np.testing.assert_allclose(peaks["max_alpha"][soft_small], ref["gamma"])
+    np.testing.assert_allclose(peaks["predicted_threshold"][soft_small], ref["gamma"])
+    sep = ref["gamma"] * float(kdjax.separability_threshold(ref["delta"] / ref["gamma"], ref["rho"]))
+    np.testing.assert_allclose(peaks["predicted_threshold"][peaks["hard_weight"] == 1], sep)
+    # a regularised student has no peak, and a regularised teacher damps the KD one
+    assert np.all(peaks["has_interior_peak"][peaks["lam_s"] == PLAN.dd_lam_s_reg] == 0)
+    same = soft_small & (peaks["fresh"] == 0)
+    weak = peaks["error_at_predicted"][same & (peaks["lam_t"] == PLAN.dd_lam_t)]
+    strong = peaks["error_at_predicted"][same & (peaks["lam_t"] == PLAN.dd_lam_t_strong)]
+    assert strong[0] < weak[0]
+
+
+def test_optimal_teacher_and_student_rows_are_solver_errors_at_the_reported_optimum(reproduction):
+    out, _, _ = reproduction
+    ref = reference(out)
+    opt = read(out, "fig2_optimal_lam_t.csv")
+    mixture = kdjax.Mixture(ref["alpha"], ref["delta"], ref["rho"])
+    lam_t_teacher = float(opt["lam_t_teacher"][0])
+    t = kdjax.solve_teacher(mixture, kdjax.Teacher("logistic", lam_t_teacher))
+    assert abs(float(t.gen_error) - opt["teacher_best_error"][0]) < TOL
+    kd = read(out, "fig1_kd_student.csv")
+    assert opt["teacher_best_error"][0] <= kd["teacher_error"].min() + 1e-12
+    for k in range(len(opt["temperature"])):
+        T = float(opt["temperature"][k])
+        s = student(ref, opt["lam_t_student"][k], temperature=T)
+        assert abs(float(s.gen_error) - opt["student_error"][k]) < TOL
+        assert abs(float(s.teacher.gen_error) - opt["teacher_error_at_lam_t_student"][k]) < TOL
+        at_teacher = student(ref, lam_t_teacher, temperature=T)
+        assert abs(float(at_teacher.gen_error) - opt["student_error_at_lam_t_teacher"][k]) < TOL
+        # the student's optimum is no worse than its teacher's optimum or the grid at this T
+        assert opt["student_error"][k] <= opt["student_error_at_lam_t_teacher"][k] + 1e-12
+        assert opt["student_error"][k] <= kd["student_error"][kd["temperature"] == T].min() + 1e-12
     m = read(out, "fig4_optimal_map.csv")
     for k in range(len(m["alpha"])):
-        s = kdjax.solve_student(
-            kdjax.Mixture(float(m["alpha"][k]), ref["delta"], ref["rho"]),
-            kdjax.Teacher("logistic", float(m["opt_lam_t"][k])),
-            kdjax.Student(gamma=float(m["gamma"][k]), temperature=float(m["opt_temperature"][k])))
+        s = student(ref, m["opt_lam_t"][k], alpha=m["alpha"][k], gamma=m["gamma"][k],
+                    temperature=float(m["opt_temperature"][k]))
         assert abs(float(s.gen_error) - m["opt_student_error"][k]) < TOL
-    # the optimum is no worse than any point of the figure-4 grid at the reference setting
-    grid = read(out, "fig4_error_vs_temperature.csv")
-    here = (m["alpha"] == ref["alpha"]) & (m["gamma"] == ref["gamma"])
-    if here.any():
-        assert m["opt_student_error"][here][0] <= grid["student_error"].min() + 1e-3
+        assert abs(float(s.teacher.gen_error) - m["teacher_error_at_opt"][k]) < TOL
+        t = kdjax.solve_teacher(kdjax.Mixture(float(m["alpha"][k]), ref["delta"], ref["rho"]),
+                                kdjax.Teacher("logistic", float(m["lam_t_teacher"][k])))
+        assert abs(float(t.gen_error) - m["teacher_best_error"][k]) < TOL
+    assert np.all(m["teacher_best_error"] <= m["teacher_error_at_opt"] + 1e-12)
 
 
 def test_simulations_agree_with_the_theory_within_error_bars(reproduction):
     out, _, _ = reproduction
+    ref = reference(out)
     sim = read(out, "fig5_theory_vs_simulation.csv")
-    assert len(sim["figure"]) >= 3
+    assert len(sim["figure"]) == len(PLAN.sim_lam_t) + len(PLAN.sim_dd_points)
+    assert set(sim["figure"]) == {1.0, 3.0}
+    assert np.all(sim["n_features"] == PLAN.sim_n_features)
+    assert len(set(sim["first_seed"])) == len(sim["first_seed"])  # independent seeds per point
+    k = 0
+    s = student(ref, sim["lam_t"][k], alpha=sim["alpha"][k], temperature=float(sim["temperature"][k]),
+                hard_weight=float(sim["hard_weight"][k]), lam=float(sim["lam_s"][k]))
+    assert abs(float(s.gen_error) - sim["student_error_theory"][k]) < TOL
     gap = np.abs(sim["student_error_mean"] - sim["student_error_theory"])
-    # a few seeds at N = 400: allow 4 s.e.m. plus a finite-size margin
+    # a few seeds at small N: 4 s.e.m. plus a finite-size margin
     assert np.all(gap <= 4 * sim["student_error_sem"] + 0.01), gap
+    gap = np.abs(sim["teacher_error_mean"] - sim["teacher_error_theory"])
+    assert np.all(gap <= 4 * sim["teacher_error_sem"] + 0.01), gap
 
 
 def test_report_states_each_claim_with_numbers_from_the_csv_files(reproduction):
@@ -163,31 +244,41 @@ def test_report_states_each_claim_with_numbers_from_the_csv_files(reproduction):
         text = fh.read()
     for k in range(1, 6):
         assert f"## Figure {k}" in text
+    assert text.count("**Paper's claim.**") == 3 and text.count("Verdict") == 3
     ref = reference(out)
-    assert f"{ref['hard_unreg_error']:.4f}" in text
-    assert f"{ref['hard_best_error']:.4f}" in text
+    for key in ("hard_unreg_error", "hard_best_error", "bayes_error", "student_bayes_error"):
+        assert f"{ref[key]:.4f}" in text, key
+    opt = read(out, "fig2_optimal_lam_t.csv")
+    assert f"lam_t = {opt['lam_t_teacher'][0]:.3g}" in text
+    peaks = read(out, "fig3_peaks.csv")
+    assert f"{peaks['error_at_predicted'][0]:.4f}" in text
     assert "nan" not in text.lower().replace("n/a", "")
+    assert "## Sanity checks" in text and "- [ ]" not in text  # every check holds
 
 
 def test_progress_callback_covers_every_stage_in_order(reproduction):
     _, _, calls = reproduction
     stages = [c[0] for c in calls]
-    for stage in ("inheritance", "limited by the teacher", "double descent", "temperature",
-                  "simulation", "figures"):
-        assert stage in stages
+    order = ["inheritance", "limited by the teacher", "double descent", "temperature",
+             "simulation", "figures"]
+    assert [s for k, s in enumerate(stages) if k == 0 or stages[k - 1] != s] == order
     assert all(0 <= done <= total for _, done, total in calls)
-    assert calls[-1][0] == "figures" and calls[-1][1] == calls[-1][2]
+    for stage in order:  # each stage reaches its total exactly once, at its end
+        ends = [k for k, c in enumerate(calls) if c[0] == stage and c[1] == c[2]]
+        assert len(ends) == 1 and ends[0] == max(k for k, c in enumerate(calls) if c[0] == stage)
 
 
 @pytest.mark.slow
-def test_gradient_recipe_matches_optimize_kd():
-    """The map's L-BFGS-B search reaches optimize_kd's optimum (same objective and coordinates)."""
-    from kdjax.optimize import optimize_kd
-
+def test_gradient_recipe_is_no_worse_than_the_grid_and_equals_a_direct_solve():
+    """The default plan's (lam_t, T) search at the reference cell (quick runs use grids only)."""
     p = reproduce.plan(quick=False)
     solves = reproduce.Solves(p)
-    rec = reproduce.optimal_recipe(p, solves, p.alpha, p.gamma)
-    opt = optimize_kd(kdjax.Mixture(p.alpha, p.delta, p.rho), kdjax.Teacher("logistic", rec["lam_t"]),
-                      kdjax.Student(gamma=p.gamma, temperature=rec["temperature"]),
-                      free=("lam_t", "temperature"), steps=20)
-    assert rec["error"] <= opt.gen_error + 1e-6
+    optima = reproduce.Optima(p, solves)
+    grid = reproduce.optimal_recipe(dataclasses.replace(p, student_gradient=False), solves, optima,
+                                    p.alpha, p.gamma)
+    rec = reproduce.optimal_recipe(p, solves, optima, p.alpha, p.gamma)
+    assert rec["gradient"] == 1.0 and not optima.failures
+    assert rec["error"] < grid["error"]
+    s = kdjax.solve_student(kdjax.Mixture(p.alpha, p.delta, p.rho), kdjax.Teacher(p.loss, rec["lam_t"]),
+                            kdjax.Student(gamma=p.gamma, temperature=rec["temperature"]))
+    assert abs(float(s.gen_error) - rec["error"]) < TOL

@@ -8,7 +8,9 @@ import pytest
 from kdjax import Mixture, SolverConfig, Student, Teacher, solve_student, solve_teacher
 
 
-@pytest.mark.parametrize("loss,lam_t,alpha,T", [("logistic", 0.1, 3.0, 1.0), ("logistic", 0.0, 5.0, 0.7)])
+@pytest.mark.parametrize("loss,lam_t,alpha,T", [
+    ("logistic", 0.1, 3.0, 1.0), ("logistic", 0.0, 5.0, 0.7), ("logistic", 1.0, 1.5, 1.0), ("square", 0.05, 2.0, 2.5),
+])
 def test_self_distillation_without_hard_labels_returns_the_teacher(loss, lam_t, alpha, T):
     r = solve_student(Mixture(alpha, 1.0, 0.4), Teacher(loss, lam_t), Student(1.0, T, 0.0, 0.0))
     t = r.teacher

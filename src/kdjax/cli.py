@@ -1,12 +1,16 @@
-"""The ``kdjax`` command: ``solve``, ``validate`` (and more subcommands as they land).
+"""The ``kdjax`` command: ``solve``, ``validate``, ``sweep`` and ``reproduce``.
 
-Runs in float64.  Invalid input prints one line naming the parameter and exits with status 2.
+Runs in float64.  Invalid input (a flag argparse cannot read, a value out of range, a malformed
+grid or grid file) prints one line ``kdjax: error: ...`` naming the flag, parameter or field and
+exits with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import pathlib
+import re
 import sys
 
 import jax
@@ -20,11 +24,53 @@ class UsageError(Exception):
     """A user input error: printed on one line, exit status 2."""
 
 
+class Parser(argparse.ArgumentParser):
+    """``argparse`` with one-line errors naming the flag (exit status 2, no usage block).
+
+    Values that look like negative numbers (``-inf``, ``-1e-3``) are read as values, not options,
+    so that the range checks name the flag they were given to.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$|^-(inf|infinity|nan)$", re.I)
+
+    def error(self, message):
+        # "argument --alpha: must be ..." -> "--alpha must be ..."; argparse's own texts keep a colon.
+        match = re.fullmatch(r"argument (\S+): (.*)", message)
+        if match:
+            flag, text = match.groups()
+            message = f"{flag} {text}" if text.startswith("must ") else f"{flag}: {text}"
+        self.exit(2, f"kdjax: error: {message}\n")
+
+
 def _number(text: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    if not (text.isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def _output_file(text: str) -> str:
+    path = pathlib.Path(text)
+    if not text or path.is_dir() or not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"must be a file in an existing folder, got {text!r}")
+    return text
+
+
+def _one_of(*choices):
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise argparse.ArgumentTypeError(f"must be one of {', '.join(choices)}, got {text!r}")
+        return text
+
+    return parse
 
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
@@ -54,7 +100,7 @@ def _model(args):
         temperature=1.0 if args.temperature is None else args.temperature,
         hard_weight=0.0 if args.hard_weight is None else args.hard_weight,
         lam=0.0 if args.lam_s is None else args.lam_s,
-        data=args.student_data or "same",
+        data="same" if args.student_data is None else args.student_data,
         alpha=args.alpha_s,
     )
     return mixture, teacher, student
@@ -112,17 +158,22 @@ def cmd_validate(args) -> int:
     return 1 if bad else 0
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def parse_values(name: str, spec) -> list[float]:
-    """Grid values: a list of numbers, ``"a,b,c"``, ``"lin:lo:hi:n"`` or ``"log:lo:hi:n"``."""
+    """Grid values: a list of numbers, one number, ``"a,b,c"``, ``"lin:lo:hi:n"`` or ``"log:lo:hi:n"``."""
     import numpy as np
 
-    if isinstance(spec, (list, tuple)):
-        try:
-            return [float(v) for v in spec]
-        except (TypeError, ValueError):
-            raise UsageError(f"grid field {name!r}: every value must be a number") from None
-    if isinstance(spec, (int, float)):
+    if _is_number(spec):
         return [float(spec)]
+    if isinstance(spec, (list, tuple)):
+        bad = [v for v in spec if not _is_number(v)]
+        if bad or not spec:
+            got = f"got {bad[0]!r}" if bad else "got an empty list"
+            raise UsageError(f"grid field {name!r}: expected a non-empty list of numbers, {got}")
+        return [float(v) for v in spec]
     if not isinstance(spec, str):
         raise UsageError(f"grid field {name!r}: expected a list of numbers or a string, got {type(spec).__name__}")
     try:
@@ -137,40 +188,50 @@ def parse_values(name: str, spec) -> list[float]:
         raise UsageError(f"grid field {name!r}: cannot read {spec!r} (use a,b,c or lin:lo:hi:n or log:lo:hi:n)") from None
 
 
+def read_grid_file(filename: str) -> dict:
+    """The table ``name = values`` of a TOML (``.toml``) or JSON file, optionally under ``grid``."""
+    path = pathlib.Path(filename)
+    kind = "TOML" if path.suffix == ".toml" else "JSON"
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise UsageError(f"cannot read grid file {path}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"grid file {path} is not UTF-8 text") from None
+    try:
+        if kind == "TOML":
+            import tomllib
+
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except ValueError as err:  # tomllib.TOMLDecodeError, json.JSONDecodeError
+        raise UsageError(f"grid file {path} is not valid {kind}: {err}") from None
+    if isinstance(data, dict) and "grid" in data:
+        extra = [k for k in data if k != "grid"]
+        if extra:
+            raise UsageError(f"grid file {path}: unexpected field {extra[0]!r} next to 'grid'")
+        data = data["grid"]
+    if not isinstance(data, dict):
+        raise UsageError(f"grid file {path}: expected a table of parameter = values")
+    return data
+
+
 def read_grid(args) -> dict:
     from .sweep import PARAMETERS
 
-    grid = {}
-    if args.grid_file:
-        import pathlib
-
-        path = pathlib.Path(args.grid_file)
-        try:
-            text = path.read_text()
-        except OSError as err:
-            raise UsageError(f"cannot read grid file {path}: {err.strerror}") from None
-        try:
-            if path.suffix == ".toml":
-                import tomllib
-
-                data = tomllib.loads(text)
-            else:
-                data = json.loads(text)
-        except (ValueError, json.JSONDecodeError) as err:
-            raise UsageError(f"grid file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {err}") from None
-        data = data.get("grid", data) if isinstance(data, dict) else data
-        if not isinstance(data, dict):
-            raise UsageError(f"grid file {path}: expected a table of parameter = values")
-        for name, spec in data.items():
-            grid[name] = parse_values(name, spec)
+    items = list(read_grid_file(args.grid_file).items()) if args.grid_file is not None else []
     for item in args.grid or []:
         name, sep, spec = item.partition("=")
         if not sep:
             raise UsageError(f"--grid expects name=values, got {item!r}")
-        grid[name.strip().replace("-", "_")] = parse_values(name, spec)
-    for name in grid:
+        items.append((name, spec))
+    grid = {}
+    for name, spec in items:
+        name = name.strip().replace("-", "_")
         if name not in PARAMETERS:
             raise UsageError(f"grid field {name!r} is not a parameter; known: {', '.join(PARAMETERS)}")
+        grid[name] = parse_values(name, spec)
     if not grid:
         raise UsageError("give the grid with --grid name=values or --grid-file")
     return grid
@@ -197,11 +258,12 @@ def cmd_sweep(args) -> int:
     from .sweep import grid_points, sweep
 
     grid = read_grid(args)
+    if "alpha_s" in grid:  # a grid over alpha_s implies fresh student data
+        args.student_data = "fresh" if args.student_data is None else args.student_data
+        args.alpha_s = grid["alpha_s"][0] if args.alpha_s is None else args.alpha_s
     mixture, teacher, student = _model(args)
-    student_names = {"gamma", "temperature", "hard_weight", "lam_s", "alpha_s"}
-    if student is None and student_names & set(grid):
-        data = "fresh" if "alpha_s" in grid else "same"
-        student = Student(data=data, alpha=None if data == "same" else 1.0)
+    if student is None and {"gamma", "temperature", "hard_weight", "lam_s"} & set(grid):
+        student = Student()
     result = sweep(mixture, teacher, student, grid, chunk_size=args.chunk_size, progress=_progress_bar("sweep"))
     flat, _ = grid_points(grid)
     columns = dict(flat)
@@ -224,8 +286,11 @@ def cmd_sweep(args) -> int:
             writer.writerow([int(v) if isinstance(v, (bool, np.bool_)) else repr(float(v)) for v in row])
         text = buf.getvalue()
     if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(text)
+        try:
+            with open(args.out, "w") as fh:
+                fh.write(text)
+        except OSError as err:
+            raise UsageError(f"--out: cannot write {args.out}: {err.strerror}") from None
     else:
         sys.stdout.write(text)
     bad = int(sum(np.sum(~np.asarray(p.converged)) for p in parts.values()))
@@ -242,13 +307,17 @@ def cmd_reproduce(args) -> int:
     def progress(stage: str, done: int, total: int):
         bars.setdefault(stage, _progress_bar(stage))(done, total)
 
+    try:
+        pathlib.Path(args.out).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"--out: cannot create folder {args.out}: {err.strerror}") from None
     written = reproduce.run(args.out, args.quick, progress)
     print(f"wrote {len(written)} files to {args.out}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kdjax", description="Exact theory of knowledge distillation.")
+    parser = Parser(prog="kdjax", description="Exact theory of knowledge distillation.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("solve", help="solve the teacher (and a KD student) at one setting")
     _add_model_flags(p)
@@ -256,8 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_solve)
     p = sub.add_parser("validate", help="theory vs finite-N simulation on a built-in panel")
     p.add_argument("--quick", action="store_true", help="a smaller panel")
-    p.add_argument("--n-features", type=int, help="simulation dimension N")
-    p.add_argument("--seeds", type=int, help="simulation seeds per configuration")
+    p.add_argument("--n-features", type=_positive_int, help="simulation dimension N")
+    p.add_argument("--seeds", type=_positive_int, help="simulation seeds per configuration")
     p.set_defaults(func=cmd_validate)
     p = sub.add_parser("sweep", help="solve a grid of settings in one jit(vmap) call, sharded over devices")
     _add_model_flags(p)
@@ -265,9 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="grid axis: a,b,c | lin:lo:hi:n | log:lo:hi:n (repeatable); names: alpha, delta, rho, "
                         "lam_t, gamma, temperature, hard_weight, lam_s, alpha_s")
     p.add_argument("--grid-file", help="TOML or JSON table name = [values] (optionally under [grid])")
-    p.add_argument("--format", choices=("csv", "json"), default="csv")
-    p.add_argument("--out", help="output file (default: stdout)")
-    p.add_argument("--chunk-size", type=int, help="points per compiled call (grids larger than memory)")
+    p.add_argument("--format", type=_one_of("csv", "json"), default="csv", metavar="{csv,json}")
+    p.add_argument("--out", type=_output_file, help="output file (default: stdout)")
+    p.add_argument("--chunk-size", type=_positive_int, help="points per compiled call (grids larger than memory)")
     p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("reproduce", help="the paper's results as figures, CSV data and report.md")
     p.add_argument("--out", default="kdjax-results", help="output folder (default ./kdjax-results)")

@@ -74,7 +74,7 @@ def soft_label(h_t, T):
 
 
 # --------------------------------------------------------------------------- proximal maps
-def _elementwise_derivative(fn, h):
+def elementwise_derivative(fn, h):
     """``fn'(h)`` for an elementwise ``fn``."""
     return jax.jvp(fn, (h,), (jnp.ones_like(h),))[1]
 
@@ -89,7 +89,7 @@ def newton_prox(grad_fn, omega, V, bound, theta, steps):
     (1.2), so the loop is never differentiated.
     """
     g = lambda h: h - omega + V * grad_fn(h, *theta)
-    dg = lambda h: _elementwise_derivative(g, h)
+    dg = lambda h: elementwise_derivative(g, h)
     lo, hi = omega - V * bound, omega + V * bound
     # Stop once every |g| is at round-off level of the terms it balances.
     tol = 16 * jnp.finfo(jnp.result_type(omega)).eps * (1.0 + jnp.abs(omega) + V * bound)
@@ -124,7 +124,7 @@ def _newton_prox_jvp(grad_fn, steps, primals, tangents):
     d_omega, d_V, _, d_theta = tangents
     h = newton_prox(grad_fn, omega, V, bound, theta, steps)
     lp, d_lp_theta = jax.jvp(lambda th: grad_fn(h, *th), (theta,), (d_theta,))
-    lpp = _elementwise_derivative(lambda hh: grad_fn(hh, *theta), h)
+    lpp = elementwise_derivative(lambda hh: grad_fn(hh, *theta), h)
     dh = (d_omega - lp * d_V - V * d_lp_theta) / (1.0 + V * lpp)
     return h, dh
 

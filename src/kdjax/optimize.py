@@ -4,18 +4,25 @@ The free hyperparameters are optimised in unconstrained coordinates: ``log`` for
 ones (``lam_t, temperature, lam_s, alpha, delta, alpha_s``), ``logit`` for those in (0, 1)
 (``hard_weight, rho``) and ``gamma`` in (0, 1].  Each objective evaluation is one solve of
 both fixed points; its gradient comes from the implicit function theorem (no unrolling).
+The quasi-Newton directions are optax's L-BFGS; the line search runs on the host, so that
+every trial is a call of one cached compiled function.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
-from .params import Mixture, SolverConfig, Student, Teacher
+from .params import Mixture, SolverConfig, Student, Teacher, check_integer, check_range
+from .student import solve_student
 from .sweep import PARAMETERS, solve, with_values
+from .teacher import solve_teacher
 
 _LOG = ("lam_t", "temperature", "lam_s", "alpha", "delta", "alpha_s")
 _LOGIT = ("hard_weight", "rho", "gamma")
@@ -58,7 +65,66 @@ def _current(mixture, teacher, student, name):
     obj = {"mixture": mixture, "teacher": teacher, "student": student}[which]
     if obj is None:
         raise ValueError(f"free parameter {name!r} needs a student")
-    return float(getattr(obj, field))
+    value = getattr(obj, field)
+    if value is None:
+        raise ValueError(f"free parameter {name!r} needs a student with data='fresh'")
+    return float(value)
+
+
+def _setting(u, base, free):
+    """The three parameter objects at the unconstrained coordinates ``u`` of ``free``."""
+    return with_values(*base, {n: _from_free(n, u[i]) for i, n in enumerate(free)})
+
+
+@partial(jax.jit, static_argnames=("free", "objective", "config"))
+def _error_and_grad(u, base, *, free, objective, config):
+    """Exact test error at ``u`` and its gradient (implicit differentiation), compiled once per
+    (parameter structure, free names, objective, config) and reused by every later call.
+    An unconverged solve is no candidate: its value is NaN, which the line search rejects."""
+
+    def error(u):
+        m, t, s = _setting(u, base, free)
+        res = solve(m, t, s if objective == "student" else None, config)
+        return jnp.where(res.converged, res.gen_error, jnp.nan)
+
+    return jax.value_and_grad(error)(u)
+
+
+def _trial(evaluate, u):
+    """``evaluate(u)``; a point where the implicit derivative fails (the linear system of the
+    implicit function theorem is singular or non-finite, which JAX reports by raising) is a
+    rejected trial, like an unconverged solve."""
+    try:
+        return evaluate(u)
+    except (ValueError, RuntimeError) as error:
+        if "linear solver" not in str(error):
+            raise
+        return jnp.asarray(jnp.nan), jnp.full_like(u, jnp.nan)
+
+
+def _check_options(free, objective, student, steps, tol, learning_rate):
+    if isinstance(free, str):
+        free = (free,)
+    free = tuple(free)
+    if not free:
+        raise ValueError("free must name at least one parameter")
+    for name in free:
+        if name not in PARAMETERS:
+            raise ValueError(f"unknown free parameter {name!r}; known: {', '.join(PARAMETERS)}")
+    if len(set(free)) != len(free):
+        raise ValueError(f"free names a parameter twice: {free}")
+    if objective not in ("student", "teacher"):
+        raise ValueError(f"objective must be 'student' or 'teacher', got {objective!r}")
+    if objective == "student" and student is None:
+        raise ValueError("objective='student' needs a student")
+    if objective == "teacher":
+        for name in free:
+            if PARAMETERS[name][0] == "student":
+                raise ValueError(f"free parameter {name!r} does not act on the teacher's error")
+    check_integer("steps", steps, 0)
+    check_range("tol", tol, 0.0, lo_open=False)
+    check_range("learning_rate", learning_rate, 0.0)
+    return free
 
 
 def optimize_kd(
@@ -71,60 +137,47 @@ def optimize_kd(
     steps: int = 50,
     tol: float = 1e-9,
     learning_rate: float = 1.0,
+    memory_size: int = 10,
     config: SolverConfig = SolverConfig(),
 ) -> KDOptimum:
     """Minimise the student's (or the teacher's, ``objective="teacher"``) exact test error.
 
-    Gradient descent with Barzilai-Borwein step lengths and Armijo backtracking on the
-    unconstrained coordinates of ``free``, from the values in the given objects (first trial
-    step ``learning_rate``); stops after ``steps`` iterations or when the error changes by less
-    than ``tol`` between iterations.  One compiled ``value_and_grad``; every trial is a solve.
+    L-BFGS (``optax.scale_by_lbfgs``, ``memory_size`` pairs) on the unconstrained coordinates
+    of ``free`` (log for positive parameters, logit for those in (0, 1)), from the values in
+    the given objects, with a backtracking (Armijo) line search whose first trial is the full
+    quasi-Newton step (``learning_rate`` times the gradient on the first iteration).  Stops
+    after ``steps`` iterations or when the error changes by less than ``tol``.  Each trial is
+    one solve of both fixed points and its implicit gradient, by one compiled function that
+    later calls with the same structure reuse.
     """
-    free = tuple(free)
-    if not free:
-        raise ValueError("free must name at least one parameter")
-    for name in free:
-        if name not in PARAMETERS:
-            raise ValueError(f"unknown free parameter {name!r}; known: {', '.join(PARAMETERS)}")
-    if objective not in ("student", "teacher"):
-        raise ValueError(f"objective must be 'student' or 'teacher', got {objective!r}")
-    if objective == "student" and student is None:
-        raise ValueError("objective='student' needs a student")
-    u0 = {n: _to_free(n, _current(mixture, teacher, student, n)) for n in free}
+    free = _check_options(free, objective, student, steps, tol, learning_rate)
+    base = (mixture, teacher, student)
+    x = jnp.stack([_to_free(n, _current(mixture, teacher, student, n)) for n in free])
+    evaluate = partial(_error_and_grad, base=base, free=free, objective=objective, config=config)
+    lbfgs = optax.scale_by_lbfgs(memory_size=memory_size)
+    direction = jax.jit(lbfgs.update)
+    state = lbfgs.init(x)
 
-    def setting(u):
-        return with_values(mixture, teacher, student, {n: _from_free(n, u[n]) for n in free})
-
-    def error(u):
-        m, t, s = setting(u)
-        res = solve(m, t, s if objective == "student" else None, config)
-        # An unconverged solve is no candidate: NaN makes the line search reject it.
-        return jnp.where(res.converged, res.gen_error, jnp.nan)
-
-    value_and_grad = jax.jit(jax.value_and_grad(error))
-    flat = lambda d: jnp.stack([d[n] for n in free])
-    unflat = lambda x: {n: x[i] for i, n in enumerate(free)}
-
-    x = flat(u0)
-    value, grad = value_and_grad(unflat(x))
-    solves, step_size = 1, learning_rate
+    value, grad = evaluate(x)
+    solves = 1
     path = {n: [float(_from_free(n, x[i]))] for i, n in enumerate(free)} | {"gen_error": [float(value)]}
-    for _ in range(steps):
-        g = flat(grad)
-        # Backtracking (Armijo) along -g from the Barzilai-Borwein step length.
-        t = step_size
+    for it in range(steps):
+        if not (jnp.isfinite(value) and jnp.all(jnp.isfinite(grad))):
+            break
+        d, state = direction(grad, state, x)
+        slope = float(jnp.dot(grad, d))
+        if it == 0 or not slope > 0:  # first step, or a non-descent memory: steepest descent
+            d, slope = learning_rate * grad, learning_rate * float(jnp.dot(grad, grad))
+        t = 1.0
         for _ in range(30):
-            cand = x - t * g
-            v_c, g_c = value_and_grad(unflat(cand))
+            cand = x - t * d
+            v_c, g_c = _trial(evaluate, cand)
             solves += 1
-            if jnp.isfinite(v_c) and v_c <= value - 1e-4 * t * jnp.dot(g, g):
+            if jnp.isfinite(v_c) and v_c <= value - 1e-4 * t * slope:
                 break
             t *= 0.5
         else:
             break
-        s_k, y_k = cand - x, flat(g_c) - g
-        sy = float(jnp.dot(s_k, y_k))
-        step_size = float(jnp.dot(s_k, s_k)) / sy if sy > 0 else 2.0 * t
         done = abs(float(value - v_c)) < tol
         x, value, grad = cand, v_c, g_c
         for i, n in enumerate(free):
@@ -132,13 +185,11 @@ def optimize_kd(
         path["gen_error"].append(float(value))
         if done:
             break
-    u = unflat(x)
-    m, t, s = setting(u)
-    m, t, s = _concrete(m), _concrete(t), _concrete(s)
-    final = solve(m, t, s if objective == "student" else None, config)
+    m, t, s = (_concrete(o) for o in _setting(x, base, free))
+    final = solve_teacher(m, t, config) if objective == "teacher" else solve_student(m, t, s, config)
     solves += 1
     return KDOptimum(
-        params={n: float(_from_free(n, u[n])) for n in free},
+        params={n: float(_from_free(n, x[i])) for i, n in enumerate(free)},
         gen_error=float(final.gen_error),
         mixture=m, teacher=t, student=s,
         path={k: np.asarray(v) for k, v in path.items()},

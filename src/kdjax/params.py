@@ -3,31 +3,51 @@
 Numbers are pytree leaves (differentiable, vmappable); names of losses and data modes are
 static metadata.  Constructors validate concrete (non-traced) values eagerly and raise a
 one-line ``ValueError`` naming the parameter and its allowed range (MODEL.md conventions).
+Numbers must be real (Python ``int``/``float``, numpy or JAX scalars or arrays of integer or
+floating dtype; not ``bool``); only JAX tracers skip the checks.  The ``check_*`` helpers are
+shared with the other public entry points.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 LOSSES = ("logistic", "square", "hinge")
 STUDENT_DATA = ("same", "fresh")
 
 
-def _concrete(value):
-    """Return ``value`` as a numpy array when it is concrete, else ``None`` (tracer)."""
-    if isinstance(value, jax.core.Tracer) or value is None:
+def _describe(value) -> str:
+    """A one-line description of ``value`` for error messages."""
+    if getattr(value, "ndim", 0):
+        return f"an array of dtype {value.dtype} and shape {value.shape}"
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def real_value(name: str, value):
+    """``value`` as a float numpy array, or ``None`` for a JAX tracer (checked where concrete).
+
+    Accepts Python ``int``/``float`` and numpy or JAX scalars and arrays of integer or floating
+    dtype; anything else (strings, ``None``, complex numbers, booleans, lists) raises
+    ``ValueError`` naming the parameter.
+    """
+    if isinstance(value, jax.core.Tracer):
         return None
-    try:
-        return np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        return None
+    if isinstance(value, (np.ndarray, np.generic, jax.Array)):
+        real = jnp.issubdtype(value.dtype, jnp.integer) or jnp.issubdtype(value.dtype, jnp.floating)
+    else:
+        real = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not real:
+        raise ValueError(f"{name} must be a real number, got {_describe(value)}")
+    return np.asarray(value, dtype=float)
 
 
 def check_range(name: str, value, lo=None, hi=None, *, lo_open=True, hi_open=True):
-    """Raise ``ValueError`` unless every concrete entry of ``value`` lies in the interval."""
-    arr = _concrete(value)
+    """Raise ``ValueError`` unless ``value`` is real and every concrete entry lies in the interval."""
+    arr = real_value(name, value)
     if arr is None:
         return
     left = "(" if lo_open else "["
@@ -43,9 +63,22 @@ def check_range(name: str, value, lo=None, hi=None, *, lo_open=True, hi_open=Tru
         raise ValueError(f"{name} must be in {span}, got {float(shown):g}")
 
 
+def check_integer(name: str, value, lo: int) -> int:
+    """``value`` as a Python ``int`` (numpy integers accepted, booleans not); ``ValueError`` unless ``>= lo``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {_describe(value)}")
+    return int(value)
+
+
+def check_instance(name: str, value, cls) -> None:
+    """Raise ``ValueError`` unless ``value`` is a ``cls`` (e.g. ``mixture must be a Mixture``)."""
+    if not isinstance(value, cls):
+        raise ValueError(f"{name} must be a {cls.__name__}, got {_describe(value)}")
+
+
 def check_choice(name: str, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {_describe(value)}")
 
 
 def _pytree(cls, meta=()):
@@ -136,7 +169,7 @@ class Student:
             if self.alpha is None:
                 raise ValueError("alpha_s (Student.alpha) is required when data='fresh'")
             check_range("alpha_s", self.alpha, 0.0)
-        elif self.alpha is not None and _concrete(self.alpha) is not None:
+        elif self.alpha is not None and not isinstance(self.alpha, jax.core.Tracer):
             raise ValueError("alpha_s (Student.alpha) applies only to data='fresh'")
 
     replace = dataclasses.replace
@@ -161,12 +194,16 @@ class SolverConfig:
     damping: float = 0.5
 
     def __post_init__(self):
+        # Static metadata: stored as Python scalars so that the config stays hashable.
         for name in ("degree", "degree_2d", "newton_steps", "max_steps"):
+            object.__setattr__(self, name, check_integer(name, getattr(self, name), 2))
+        for name, hi_open in (("tol", True), ("damping", False)):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 2:
-                raise ValueError(f"{name} must be an integer >= 2, got {value!r}")
-        check_range("tol", self.tol, 0.0, 1.0)
-        check_range("damping", self.damping, 0.0, 1.0, hi_open=False)
+            arr = real_value(name, value)
+            if arr is None or arr.ndim:
+                raise ValueError(f"{name} must be a real number (static), got {_describe(value)}")
+            check_range(name, arr, 0.0, 1.0, hi_open=hi_open)
+            object.__setattr__(self, name, float(arr))
 
     replace = dataclasses.replace
 

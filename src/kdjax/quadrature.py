@@ -89,25 +89,33 @@ def bisect_root(g, lo, hi, steps: int = 64):
     return 0.5 * (a + b)
 
 
+def sinh_nodes(lo, hi, center, width, n: int):
+    """Nodes and weights of ``int_lo^hi g(x) dx``, refined around ``center`` on a scale ``width``.
+
+    Trapezoidal rule in ``t`` after the map ``x = center + width sinh(t)``: nodes are
+    ``width dt`` apart near ``center`` and ``dt sqrt(width^2 + d^2)`` apart at distance ``d``.
+    For integrands analytic in a strip that vanish at both ends the error decays exponentially
+    in ``n``.  Broadcasts over the arguments; the node axis is last.
+    """
+    lo, hi, center, width = (jnp.asarray(v)[..., None] for v in (lo, hi, center, width))
+    t_lo = jnp.arcsinh((lo - center) / width)
+    t_hi = jnp.arcsinh((hi - center) / width)
+    k = jnp.arange(n, dtype=t_lo.dtype) / (n - 1)
+    t = t_lo + (t_hi - t_lo) * k
+    ends = jnp.where((k == 0) | (k == 1), 0.5, 1.0)
+    dt = (t_hi - t_lo) / (n - 1)
+    return center + width * jnp.sinh(t), ends * dt * width * jnp.cosh(t)
+
+
 def sinh_rule(center, width, n: int, span: float = 10.0, reach: float = 5.0):
     """Nodes and weights of ``E g(xi)``, ``xi ~ N(0, 1)``, refined around ``center``.
 
-    Trapezoidal rule in ``t`` after the map ``xi = center + width sinh(t)`` over
-    ``xi in [-span, span]``: nodes are ``width dt`` apart near ``center`` (where the
-    integrand turns, e.g. where a pre-activation crosses 0) and at most ``dt sqrt(width^2 +
-    d^2)`` apart at distance ``d``.  For integrands analytic in a strip the error decays
-    exponentially in ``n``, including when the Gaussian is wide compared with the scale of
-    the loss (where Gauss-Hermite converges slowly).  Broadcasts over ``center`` and ``width``;
-    the node axis is last.  Centres beyond ``reach`` are clipped to it: a turn that far in the
-    tail carries no weight, while the Gaussian bulk must stay resolved.
+    ``sinh_nodes`` over ``xi in [-span, span]`` times the normal density: nodes are dense
+    where the integrand turns (e.g. where a pre-activation crosses 0), including when the
+    Gaussian is wide compared with the scale of the loss (where Gauss-Hermite converges
+    slowly).  Centres beyond ``reach`` are clipped to it: a turn that far in the tail carries
+    no weight, while the Gaussian bulk must stay resolved.
     """
-    center = jnp.clip(center, -reach, reach)[..., None]
-    width = jnp.asarray(width)[..., None]
-    t_lo = jnp.arcsinh((-span - center) / width)
-    t_hi = jnp.arcsinh((span - center) / width)
-    k = jnp.arange(n, dtype=center.dtype) / (n - 1)
-    t = t_lo + (t_hi - t_lo) * k
-    dt = (t_hi - t_lo) / (n - 1)
-    ends = jnp.where((k == 0) | (k == 1), 0.5, 1.0)
-    xi = center + width * jnp.sinh(t)
-    return xi, ends * dt * width * jnp.cosh(t) * normal_pdf(xi)
+    center = jnp.clip(center, -reach, reach)
+    xi, w = sinh_nodes(-span, span, center, width, n)
+    return xi, w * normal_pdf(xi)

@@ -25,11 +25,17 @@ from .params import SolverConfig
 
 class _DampedState(eqx.Module):
     residual: jax.Array
+    eta: jax.Array
+    delta: jax.Array
 
 
 class DampedIteration(optx.AbstractFixedPointSolver):
-    """``x <- x + damping (F(x) - x)``, stopped on the undamped residual.
+    """``x <- x + eta (F(x) - x)``, stopped on the undamped residual.
 
+    The weight ``eta`` starts at ``damping``; it is halved whenever the update reverses its
+    direction (``(F(x) - x) . (previous update) < 0``: an oscillating mode of the map, e.g.
+    the coupled overlap and bias of an imbalanced mixture, is then damped out) and recovers
+    by 20% per step otherwise, never above ``damping`` nor below ``damping / 1000``.
     Terminates when ``max_i |F(x)_i - x_i| / (atol + rtol |x_i|) < 1``.
     """
 
@@ -39,13 +45,16 @@ class DampedIteration(optx.AbstractFixedPointSolver):
     norm: Callable = optx.max_norm
 
     def init(self, fn, y, args, options, f_struct, aux_struct, tags):
-        return _DampedState(jnp.array(jnp.inf, dtype=y.dtype))
+        inf, eta = jnp.array(jnp.inf, dtype=y.dtype), jnp.array(self.damping, dtype=y.dtype)
+        return _DampedState(inf, eta, jnp.zeros_like(y))
 
     def step(self, fn, y, args, options, state, tags):
         fy, aux = fn(y, args)
         delta = fy - y
-        scaled = delta / (self.atol + self.rtol * jnp.abs(y))
-        return y + self.damping * delta, _DampedState(self.norm(scaled)), aux
+        scale = self.atol + self.rtol * jnp.abs(y)
+        reverses = jnp.sum(delta / scale * state.delta / scale) < 0
+        eta = jnp.clip(jnp.where(reverses, 0.5, 1.2) * state.eta, 1e-3 * self.damping, self.damping)
+        return y + eta * delta, _DampedState(self.norm(delta / scale), eta, delta), aux
 
     def terminate(self, fn, y, args, options, state, tags):
         return state.residual < 1.0, optx.RESULTS.successful
@@ -69,7 +78,10 @@ jax.tree_util.register_dataclass(
 )
 
 
-def solve_fixed_point(F: Callable[[jax.Array, Any], jax.Array], x0, args, config: SolverConfig):
+def solve_fixed_point(
+    F: Callable[[jax.Array, Any], jax.Array], x0, args, config: SolverConfig,
+    valid: Callable[[jax.Array], jax.Array] = lambda x: jnp.asarray(True),
+):
     """Solve ``x = F(x, args)``; differentiable in ``args`` by the implicit function theorem.
 
     Stage 1: damped iteration from ``x0`` to a loose tolerance, keeping the best iterate (a
@@ -78,8 +90,11 @@ def solve_fixed_point(F: Callable[[jax.Array, Any], jax.Array], x0, args, config
     Stage 2: Newton on ``F(x) - x`` to ``config.tol``.
     Stage 3: damped iteration to ``config.tol`` from the better of stages 1 and 2 (one step
     when Newton succeeded).  Stages 2 and 3 carry ``ImplicitAdjoint``.
+    ``valid(x)`` marks the admissible states (e.g. a positive response ``V``): the equations
+    can have spurious roots outside, which Newton's method may find; such a root is never
+    taken over the damped iterate and never reported converged.
     ``converged`` is true only when the undamped residual at the returned point is finite
-    and below ``config.tol`` (in the mixed abs/rel scale).
+    and below ``config.tol`` (in the mixed abs/rel scale) and the point is valid.
     """
     fn = lambda x, a: F(x, a)
     damped = lambda tol: optx.BestSoFarFixedPoint(DampedIteration(rtol=tol, atol=tol, damping=config.damping))
@@ -97,7 +112,7 @@ def solve_fixed_point(F: Callable[[jax.Array, Any], jax.Array], x0, args, config
     # copies its teacher), the damped iteration carries on from the better of the two to the
     # full tolerance; where Newton succeeded this stage stops after one step.
     gap = lambda x: jnp.max(jnp.abs(F(x, jax.lax.stop_gradient(args)) - x))
-    newton_ok = jnp.all(jnp.isfinite(polish.value)) & (gap(polish.value) <= gap(start))
+    newton_ok = jnp.all(jnp.isfinite(polish.value)) & valid(polish.value) & (gap(polish.value) <= gap(start))
     restart = jax.lax.stop_gradient(jnp.where(newton_ok, polish.value, start))
     final = optx.fixed_point(
         fn, damped(config.tol), restart, args,
@@ -107,6 +122,6 @@ def solve_fixed_point(F: Callable[[jax.Array, Any], jax.Array], x0, args, config
     gap = jax.lax.stop_gradient(F(x, args) - x)
     scaled = jnp.max(jnp.abs(gap) / (config.tol + config.tol * jnp.abs(x)))
     residual = jnp.max(jnp.abs(gap))
-    converged = jnp.isfinite(residual) & (scaled <= 1.0)
+    converged = jnp.isfinite(residual) & (scaled <= 1.0) & valid(x)
     iterations = warm.stats["num_steps"] + polish.stats["num_steps"] + final.stats["num_steps"]
     return FixedPoint(x=x, residual=residual, iterations=iterations, converged=converged)

@@ -43,7 +43,7 @@ from .bayes import separability_threshold
 from .observables import agreement, gen_error
 from .params import Mixture, SolverConfig, Student, Teacher
 from .solve import solve_fixed_point
-from .teacher import TeacherResult
+from .teacher import TeacherResult, channel_nodes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,29 +85,38 @@ def _teacher_state(teacher_result: TeacherResult):
 class _Nodes:
     """Cavity fields of both classes at the 2-D quadrature nodes (3.1), Sec. 1.3.
 
-    ``u_t = sqrt(q_t) xi_1`` and ``u_s = slope xi_1 + cond_sd xi_2``.  ``xi_1`` uses the
-    refined rule of ``quadrature.sinh_rule`` centred where the teacher's field crosses 0;
-    ``xi_2`` (the student's own noise, often small, exactly 0 when the student copies the
-    teacher) uses Gauss-Hermite.  Arrays have shape ``(2 classes, K * K)``.
+    ``u_t = sqrt(q_t) xi_1`` and ``u_s = slope xi_1 + cond_sd xi_2``.  The teacher's field uses
+    ``teacher.channel_nodes`` (same inputs: the teacher's output ``h_t = prox_t(omega_t)`` and
+    ``dh_t/d omega_t`` come with the nodes) or, for fresh inputs (``h_t = omega_t``), a sinh
+    rule refined where ``omega_t`` crosses 0.  ``xi_2`` (the student's own noise, often small,
+    exactly 0 when the student copies the teacher) uses Gauss-Hermite.  Arrays have shape
+    ``(2 classes, K * K)``.
     """
 
-    def __init__(self, x, t_state, mixture, config):
+    def __init__(self, x, t_state, mixture, teacher, student, config):
         m_s, sigma2, r, b_s = x[0], x[1], x[2], x[3]
-        m_t, q_t, b_t, _ = t_state
+        m_t, q_t, b_t, V_t = t_state
         K = config.degree_2d
-        self.y = quad.labels(x.dtype)
+        self.y = y = quad.labels(x.dtype)
         sd = jnp.sqrt(mixture.delta)
         self.slope = r / quad.safe_sqrt(q_t)
         self.cond_sd = quad.safe_sqrt(sigma2)
-        self.mean_s = self.y * m_s + b_s
-        self.mean_t, self.sd_t = self.y * m_t + b_t, sd * quad.safe_sqrt(q_t)
-        xi1, w1 = quad.sinh_rule(-self.mean_t[:, 0] / self.sd_t, 1.0 / (1.0 + self.sd_t), K)
-        s2 = sd * self.cond_sd
+        self.mean_s = y * m_s + b_s
+        self.mean_t, self.sd_t = y * m_t + b_t, sd * quad.safe_sqrt(q_t)
+        if student.data == "same":
+            t = channel_nodes(teacher.loss, y, self.mean_t, self.sd_t, V_t, K, config.newton_steps)
+            omega_t, h_t, dh_t, w1 = t.omega, t.h, t.slope, t.w
+        else:
+            xi, w1 = quad.sinh_rule(-self.mean_t[:, 0] / self.sd_t, 1.0 / (1.0 + self.sd_t), K)
+            omega_t = h_t = self.omega_t_at(xi)
+            dh_t = jnp.ones_like(h_t)
+        xi1 = (omega_t - self.mean_t) / self.sd_t
         mean2 = self.mean_s + sd * self.slope * xi1  # (2, K): student's field given xi1
         xi2, w2 = quad.gauss_hermite(K, x.dtype)  # exact as the conditional noise vanishes
         self.w = (w1[:, :, None] * w2).reshape(2, K * K)
-        self.omega_t = jnp.broadcast_to(self.omega_t_at(xi1)[:, :, None], (2, K, K)).reshape(2, K * K)
-        self.omega_s = (mean2[:, :, None] + s2 * xi2).reshape(2, K * K)
+        tile = lambda a: jnp.broadcast_to(a[:, :, None], (2, K, K)).reshape(2, K * K)
+        self.omega_t, self.h_t, self.dh_t = tile(omega_t), tile(h_t), tile(dh_t)
+        self.omega_s = (mean2[:, :, None] + sd * self.cond_sd * xi2).reshape(2, K * K)
 
     def omega_t_at(self, xi1):
         return self.mean_t + self.sd_t * xi1
@@ -124,31 +133,38 @@ def _teacher_channel(omega_t, y, teacher: Teacher, V_t, data: str, config: Solve
     return h_t, (h_t - omega_t) / V_t
 
 
-def _student_channel(omega_t, omega_s, y, x, V_t, teacher, student, config):
-    """``(f_t, f_s, h_t, h_s, shifted omega_s)`` at one set of cavity fields."""
+def _student_output(h_t, f_t, omega_s, y, x, student, config):
+    """``f_s`` and ``h_s`` given the teacher's output ``h_t``, its ``f_t`` and the cavity ``omega_s``."""
     V_ss, V_st = x[4], x[5]
-    h_t, f_t = _teacher_channel(omega_t, y, teacher, V_t, student.data, config)
     shifted = omega_s + V_st * f_t
     p = losses.soft_label(h_t, student.temperature)
     h_s = losses.prox_kd(y, p, student.hard_weight, student.temperature, shifted, V_ss, config.newton_steps)
-    return f_t, (h_s - shifted) / V_ss, h_t, h_s
+    return (h_s - shifted) / V_ss, h_s
+
+
+def _teacher_f(nodes, V_t, student):
+    """``f_t = (h_t - omega_t) / V_t`` at the nodes (0 for fresh inputs)."""
+    if student.data == "fresh":
+        return jnp.zeros_like(nodes.h_t)
+    return (nodes.h_t - nodes.omega_t) / V_t
 
 
 def student_map(x, args):
     """One application of the student's saddle-point map (3.2)-(3.5)."""
     t_state, mixture, teacher, student, config = args
     m_t, q_t, _, V_t = t_state
-    nodes = _Nodes(x, t_state, mixture, config)
+    nodes = _Nodes(x, t_state, mixture, teacher, student, config)
     y = nodes.y
+    f_t = _teacher_f(nodes, V_t, student)
 
-    def f_s(o_t, o_s):
-        return _student_channel(o_t, o_s, y, x, V_t, teacher, student, config)[1]
-
-    ones = jnp.ones_like(nodes.omega_s)
-    zeros = jnp.zeros_like(nodes.omega_s)
-    f_t = _teacher_channel(nodes.omega_t, y, teacher, V_t, student.data, config)[1]
-    fs, f_s_lin = jax.linearize(f_s, nodes.omega_t, nodes.omega_s)
-    D_ss, D_st = -f_s_lin(zeros, ones), -f_s_lin(ones, zeros)
+    fs, f_s_lin = jax.linearize(
+        lambda h, f, o: _student_output(h, f, o, y, x, student, config)[0], nodes.h_t, f_t, nodes.omega_s
+    )
+    zeros = jnp.zeros_like(fs)
+    D_ss = -f_s_lin(zeros, zeros, jnp.ones_like(fs))
+    # d/d omega_t moves h_t by dh_t/d omega_t and f_t by (dh_t/d omega_t - 1) / V_t.
+    df_t = (nodes.dh_t - 1.0) / V_t if student.data == "same" else zeros
+    D_st = -f_s_lin(nodes.dh_t, df_t, zeros)
 
     mean = lambda g: nodes.mean(g, mixture.rho)
     alpha, delta, gamma = student_alpha(mixture, student), mixture.delta, student.gamma
@@ -197,11 +213,15 @@ def has_finite_minimiser(mixture: Mixture, student: Student):
     be separable: ``alpha_st / gamma > alpha*(delta / gamma, rho)`` (the student's problem is
     a teacher problem with ``N -> gamma N``, ``delta -> delta / gamma``).
     """
-    alpha = student_alpha(mixture, student)
-    g = student.gamma
-    sep = g * separability_threshold(mixture.delta / g, mixture.rho)
-    threshold = jnp.where(student.hard_weight >= 1.0, sep, g)
-    return (student.lam > 0) | (alpha > threshold)
+    alpha = jax.lax.stop_gradient(student_alpha(mixture, student))
+    g, delta, rho = jax.lax.stop_gradient((student.gamma, mixture.delta, mixture.rho))
+    # The separability threshold (a small optimisation) is only evaluated where it decides.
+    hard_only = (student.lam <= 0) & (student.hard_weight >= 1.0)
+    separable = lambda: alpha <= g * separability_threshold(delta / g, rho)
+    return (student.lam > 0) | ((alpha > g) & ~jax.lax.cond(hard_only, separable, lambda: jnp.asarray(False)))
+
+
+_has_finite_minimiser_jit = jax.jit(has_finite_minimiser)
 
 
 def _train_error(x, t_state, mixture, teacher, student, config):
@@ -214,7 +234,7 @@ def _train_error(x, t_state, mixture, teacher, student, config):
     """
     V_ss, V_st = x[4], x[5]
     _, _, _, V_t = t_state
-    nodes = _Nodes(x, t_state, mixture, config)
+    nodes = _Nodes(x, t_state, mixture, teacher, student, config)
     y, sd = nodes.y, jnp.sqrt(mixture.delta)
     a, T = student.hard_weight, student.temperature
 
@@ -242,9 +262,10 @@ def student_observables(x, t_state, mixture, teacher, student, config):
     m_s, r, b_s = x[0], x[2], x[3]
     q_s = student_q(x, t_state)
     m_t, q_t, b_t, V_t = t_state
-    nodes = _Nodes(x, t_state, mixture, config)
+    nodes = _Nodes(x, t_state, mixture, teacher, student, config)
     y = nodes.y
-    _, _, h_t, h_s = _student_channel(nodes.omega_t, nodes.omega_s, y, x, V_t, teacher, student, config)
+    h_t = nodes.h_t
+    _, h_s = _student_output(h_t, _teacher_f(nodes, V_t, student), nodes.omega_s, y, x, student, config)
     p = losses.soft_label(h_t, student.temperature)
     train_loss = nodes.mean(losses.kd_loss(h_s, y, p, student.hard_weight, student.temperature), mixture.rho)
     train_error = _train_error(x, t_state, mixture, teacher, student, config)
@@ -260,7 +281,8 @@ def solve_student_raw(
     """Student solve given a solved teacher, without eager checks (jit/vmap/grad)."""
     t_state = _teacher_state(teacher_result)
     x0 = jax.lax.stop_gradient(initial_state(t_state, student))
-    fp = solve_fixed_point(student_map, x0, (t_state, mixture, teacher, student, config), config)
+    fp = solve_fixed_point(student_map, x0, (t_state, mixture, teacher, student, config), config,
+                           valid=lambda x: x[4] > 0)
     gen, agree, train_err, train_loss = student_observables(fp.x, t_state, mixture, teacher, student, config)
     finite = has_finite_minimiser(mixture, student)
     x = fp.x
@@ -275,7 +297,7 @@ def solve_student_raw(
 
 def check_student_regime(mixture: Mixture, student: Student) -> None:
     """Raise ``ValueError`` naming the regime when the student has no unique finite minimiser."""
-    if bool(has_finite_minimiser(mixture, student)):
+    if float(student.lam) > 0 or bool(_has_finite_minimiser_jit(mixture, student)):
         return
     alpha = float(student_alpha(mixture, student))
     g = float(student.gamma)

@@ -61,20 +61,64 @@ class Moments:
     loss: jax.Array
 
 
-def _quadrature_moments(loss, y, mean, sd, V, config):
-    """Moments of the channel by quadrature over ``omega = mean + sd xi`` (Sec. 1.3).
+@dataclasses.dataclass(frozen=True)
+class ChannelNodes:
+    """Quadrature over a cavity field ``omega ~ N(mean, sd^2)`` and its output ``h = prox(omega)``.
 
-    The nodes are refined where ``omega`` crosses 0, the turning point of every loss.
+    ``E g(omega, h) ~= sum w g(omega, h)``; ``slope = dh/d omega``.  Arrays ``(2 classes, n)``.
     """
-    xi, w = quad.sinh_rule(-mean[..., 0] / sd, 1.0 / (1.0 + sd), config.degree)
-    omega = mean + sd * xi
-    prox = lambda o: losses.prox_teacher(loss, y, o, V, config.newton_steps)
-    h, dh = jax.jvp(prox, (omega,), (jnp.ones_like(omega),))
-    f = (h - omega) / V
-    D = (1.0 - dh) / V
+
+    omega: jax.Array
+    h: jax.Array
+    slope: jax.Array
+    w: jax.Array
+
+
+def channel_nodes(loss: str, y, mean, sd, V, n: int, newton_steps: int) -> ChannelNodes:
+    """Nodes for averages over the teacher's channel (Sec. 1.3).
+
+    Logistic loss: the nodes are placed in ``h``, since ``omega = h + V l'(h)`` is explicit and
+    increasing,  ``E g = int g(omega(h), h) N(omega(h); mean, sd^2) omega'(h) dh``.  The channel
+    turns on the loss's own scale (``|h| ~ 1``) whatever ``V`` and ``sd``, so a sinh rule centred
+    at ``h = 0`` over the ``h``-image of ``mean +- 10 sd`` resolves it; in ``omega`` it turns twice,
+    ``~V`` apart, where a single refined rule cannot follow.  No proximal map is solved at the
+    nodes.  Other losses (piecewise-linear proxes): a sinh rule in ``omega`` refined where
+    ``omega`` crosses 0.  The rule itself is fixed: no derivative flows through node placement.
+    """
+    if loss != "logistic":
+        xi, w = quad.sinh_rule(-mean[..., 0] / sd, 1.0 / (1.0 + sd), n)
+        omega = mean + sd * xi
+        prox = lambda o: losses.prox_teacher(loss, y, o, V, newton_steps)
+        h, slope = jax.jvp(prox, (omega,), (jnp.ones_like(omega),))
+        return ChannelNodes(omega=omega, h=h, slope=slope, w=w)
+    _, grad = losses.teacher_loss(loss)
+    ends = jax.lax.stop_gradient(mean + sd * jnp.asarray([-10.0, 10.0], mean.dtype))
+    lo, hi = (losses.prox_teacher(loss, y, ends[:, i:i + 1], V, newton_steps)[:, 0] for i in (0, 1))
+    scale = jnp.minimum(1.0, sd / (1.0 + V / 4.0))  # the logistic l'' is at most 1/4
+    h, dh = jax.lax.stop_gradient(quad.sinh_nodes(lo, hi, jnp.clip(0.0, lo, hi), scale, n))
+    jac = 1.0 + V * losses.elementwise_derivative(lambda u: grad(y, u), h)
+    omega = h + V * grad(y, h)
+    return ChannelNodes(omega=omega, h=h, slope=1.0 / jac, w=dh * jac * quad.normal_pdf((omega - mean) / sd) / sd)
+
+
+def _quadrature_moments(loss, y, mean, sd, V, config):
+    """Moments of the channel by quadrature (``channel_nodes``): ``f = (h - omega) / V``,
+    ``D = (1 - dh/d omega) / V``."""
+    nodes = channel_nodes(loss, y, mean, sd, V, config.degree, config.newton_steps)
+    f = (nodes.h - nodes.omega) / V
     value, _ = losses.teacher_loss(loss)
-    avg = lambda g: jnp.sum(w * g, axis=-1)
-    return Moments(yf=avg(y * f), f2=avg(f**2), D=avg(D), f=avg(f), loss=avg(value(y, h)))
+    avg = lambda g: jnp.sum(nodes.w * g, axis=-1)
+    return Moments(yf=avg(y * f), f2=avg(f**2), D=avg((1.0 - nodes.slope) / V), f=avg(f),
+                   loss=avg(value(y, nodes.h)))
+
+
+def _square_moments(y, mean, sd, V):
+    """Exact moments for the square loss: ``h = (omega + V y) / (1 + V)``, ``f = (y - omega) / (1 + V)``."""
+    k = 1.0 + V
+    mu = (y - mean)[:, 0] / k
+    var = (sd / k) ** 2
+    return Moments(yf=y[:, 0] * mu, f2=mu**2 + var, D=jnp.broadcast_to(1.0 / k, mu.shape), f=mu,
+                   loss=0.5 * (mu**2 + var))
 
 
 def _lower_tail(t):
@@ -108,6 +152,8 @@ def _hinge_moments(y, mean, sd, V):
 def teacher_moments(loss: str, y, mean, sd, V, config: SolverConfig) -> Moments:
     if loss == "hinge":
         return _hinge_moments(y, mean, sd, V)
+    if loss == "square":
+        return _square_moments(y, mean, sd, V)
     return _quadrature_moments(loss, y, mean, sd, V, config)
 
 
@@ -147,10 +193,17 @@ def has_finite_minimiser(mixture: Mixture, teacher: Teacher):
     from .bayes import separability_threshold
 
     if teacher.loss == "square":
-        threshold = jnp.asarray(1.0)
-    else:
-        threshold = separability_threshold(mixture.delta, mixture.rho)
-    return (teacher.lam > 0) | (mixture.alpha > threshold)
+        return (teacher.lam > 0) | (mixture.alpha > 1.0)
+    # The threshold (a small optimisation) is only evaluated where lam = 0.
+    return jax.lax.cond(
+        teacher.lam > 0,
+        lambda m: jnp.asarray(True),
+        lambda m: m.alpha > separability_threshold(m.delta, m.rho),
+        jax.lax.stop_gradient(mixture),
+    )
+
+
+_has_finite_minimiser_jit = jax.jit(has_finite_minimiser)
 
 
 def teacher_observables(x, mixture: Mixture, teacher: Teacher, config: SolverConfig):
@@ -169,7 +222,7 @@ def solve_teacher_state(mixture: Mixture, teacher: Teacher, config: SolverConfig
     """Fixed point of the teacher map (pure JAX: jit/vmap/grad)."""
     dtype = jnp.result_type(mixture.alpha, mixture.delta, mixture.rho, teacher.lam, float)
     x0 = initial_state(mixture, dtype)
-    return solve_fixed_point(teacher_map, x0, (mixture, teacher, config), config)
+    return solve_fixed_point(teacher_map, x0, (mixture, teacher, config), config, valid=lambda x: x[2] > 0)
 
 
 def teacher_result(fp, mixture, teacher, config) -> TeacherResult:
@@ -203,7 +256,7 @@ def _is_concrete(*trees) -> bool:
 
 def check_teacher_regime(mixture: Mixture, teacher: Teacher) -> None:
     """Raise ``ValueError`` naming the regime when the teacher has no unique finite minimiser."""
-    if bool(has_finite_minimiser(mixture, teacher)):
+    if float(teacher.lam) > 0 or bool(_has_finite_minimiser_jit(mixture, teacher)):
         return
     alpha = float(mixture.alpha)
     if teacher.loss == "square":
