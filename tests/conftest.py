@@ -6,7 +6,7 @@ jax.config.update("jax_enable_x64", True)
 # Long-running modules and checks run with `pytest -m slow` (the default suite stays within the
 # CI budget of 10 minutes on 2 cores).
 SLOW_FILES = {
-    "test_gradients.py", "test_embedding.py", "test_properties.py", "test_hard_regimes.py", "test_reproduce.py",
+    "test_gradients.py", "test_embedding.py", "test_properties.py", "test_hard_regimes.py",
 }
 SLOW_TESTS = {
     "test_gradient_search_reaches_the_grid_optimum_with_fewer_solves",

@@ -110,3 +110,15 @@ def test_balanced_teacher_is_best_at_infinite_ridge_where_it_is_bayes_optimal():
     best = optimize_kd(MIX, kdjax.Teacher("logistic", 1.0), None, ("lam_t",), objective="teacher")
     assert best.params["lam_t"] > 100.0
     assert abs(best.gen_error - float(kdjax.bayes_optimal_error(MIX))) < 1e-5
+
+
+@pytest.mark.parametrize("grid,kwargs,needle", [
+    ({"alpha": ["abc"]}, {}, "grid field 'alpha' must be a real number"),
+    ({"alpha": [True, 2.0]}, {}, "grid field 'alpha' must be a real number"),
+    ({"alpha": [1.0, 2.0]}, {"chunk_size": 0}, "chunk_size must be an integer >= 1"),
+    ({"alpha": [1.0, 2.0]}, {"batch_size": 2.5}, "batch_size must be an integer >= 1"),
+    ({"alpha": [1.0, 2.0]}, {"devices": []}, "devices must name at least one device"),
+])
+def test_sweep_options_are_checked_by_name(grid, kwargs, needle):
+    with pytest.raises(ValueError, match=needle):
+        sweep(MIX, TEACHER, None, grid, **kwargs)

@@ -130,3 +130,15 @@ def test_float32_smoke():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("call,needle", [
+    (lambda M, T: kdjax.solve_teacher(M, "logistic"), "teacher must be a Teacher"),
+    (lambda M, T: kdjax.solve_teacher(T, M), "mixture must be a Mixture"),
+    (lambda M, T: kdjax.solve_student(M, T, None), "student must be a Student"),
+    (lambda M, T: kdjax.solve_teacher(M, T, "x"), "config must be a SolverConfig"),
+    (lambda M, T: kdjax.solve_teacher(kdjax.Mixture(np.array([1.0, 2.0]), 1.0), T), "mixture must hold scalar values"),
+])
+def test_solver_arguments_are_checked_by_name(call, needle):
+    with pytest.raises(ValueError, match=needle):
+        call(kdjax.Mixture(2.0, 1.0), kdjax.Teacher("logistic", 0.1))

@@ -183,3 +183,99 @@ def test_cli_reproduce_rejects_an_output_folder_it_cannot_create(tmp_path, capsy
     blocker.write_text("")
     code, err, _ = run_cli(["reproduce", "--quick", "--out", str(blocker / "results")], capsys)
     assert code == 2 and err.count("\n") == 1 and "--out: cannot create folder" in err, err
+
+
+# --------------------------------------------------------------------------- simulations, baselines, observables
+
+from kdjax import agreement, bayes_optimal_error, bayes_optimal_overlaps, gen_error, separability_threshold  # noqa: E402
+from kdjax.simulate import simulate_student, simulate_teacher  # noqa: E402
+
+SIM = dict(mixture=Mixture(2.0, 1.0), teacher=Teacher("logistic", 0.1))
+SIM_ERRORS = [
+    (dict(n_features=True), "n_features must be an integer >= 1, got True"),
+    (dict(n_test=True), "n_test must be an integer >= 1, got True"),
+    (dict(max_steps=True), "max_steps must be an integer >= 1, got True"),
+    (dict(tol="x"), "tol must be a real number, got 'x'"),
+    (dict(tol=1.5), "tol must be in (0.0, 1.0), got 1.5"),
+    (dict(tol=np.array([1e-9, 1e-8])), "tol must be a single number"),
+    (dict(seeds=True), "seeds must be an integer >= 1, got True"),
+    (dict(seeds=0), "seeds must be an integer >= 1, got 0"),
+    (dict(seeds=2.0), "seeds must be a count or a sequence of ints in [0, 2**32), got 2.0"),
+    (dict(seeds=None), "seeds must be a count or a sequence of ints in [0, 2**32), got None"),
+    (dict(seeds="abc"), "seeds must be a count or a sequence of ints in [0, 2**32), got 'abc'"),
+    (dict(seeds="12"), "seeds must be a count or a sequence of ints in [0, 2**32), got '12'"),
+    (dict(seeds=[1.5]), "seeds must be an integer >= 0, got 1.5"),
+    (dict(seeds=[True]), "seeds must be an integer >= 0, got True"),
+    (dict(seeds=np.array([0.0, 1.0])), "seeds must be an integer >= 0, got 0.0"),
+    (dict(seeds=[-1]), "seeds must be an integer >= 0, got -1"),
+    (dict(seeds=[]), "seeds must be a non-empty sequence of ints in [0, 2**32)"),
+    (dict(seeds=[0, 2**32]), "seeds must be a non-empty sequence of ints in [0, 2**32)"),
+    (dict(mixture=Mixture(np.array([1.0, 2.0]), 1.0)), "mixture must hold scalar values"),
+    (dict(mixture=(2.0, 1.0)), "mixture must be a Mixture, got (2.0, 1.0)"),
+    (dict(teacher=Student()), "teacher must be a Teacher, got Student("),
+]
+
+
+@pytest.mark.parametrize("change,message", SIM_ERRORS, ids=[m for _, m in SIM_ERRORS])
+def test_simulate_teacher_rejects_bad_settings_by_name(change, message):
+    args = {**SIM, "n_features": 8, "n_test": 10, **change}
+    assert message in one_line_error(lambda: simulate_teacher(args.pop("mixture"), args.pop("teacher"), **args))
+
+
+@pytest.mark.parametrize("args,message", [
+    ((SIM["mixture"], SIM["teacher"], None), "student must be a Student, got None"),
+    ((SIM["mixture"], Student(), SIM["teacher"]), "teacher must be a Teacher"),
+    ((SIM["teacher"], SIM["mixture"], Student()), "mixture must be a Mixture"),
+    ((SIM["mixture"], SIM["teacher"], Student(temperature=np.array([1.0, 2.0]))), "student must hold scalar values"),
+])
+def test_simulate_student_checks_its_parameter_objects(args, message):
+    assert message in one_line_error(lambda: simulate_student(*args, n_features=8, seeds=[0]))
+
+
+@pytest.mark.parametrize("args,message", [
+    ((-1.0,), "delta must be in (0.0, inf), got -1"),
+    ((0.0,), "delta must be in (0.0, inf), got 0"),
+    ((1.0, 1.5), "rho must be in (0.0, 1.0), got 1.5"),
+    ((1.0, 0.0), "rho must be in (0.0, 1.0), got 0"),
+    (("1",), "delta must be a real number, got '1'"),
+    ((np.array([1.0, -2.0]),), "delta must be in (0.0, inf), got -2"),
+])
+def test_separability_threshold_rejects_values_outside_its_domain(args, message):
+    assert message in one_line_error(lambda: separability_threshold(*args))
+
+
+@pytest.mark.parametrize("make", [lambda: bayes_optimal_error(None), lambda: bayes_optimal_overlaps((2, 1, 0.5))])
+def test_bayes_baselines_require_a_mixture(make):
+    assert "mixture must be a Mixture, got " in one_line_error(make)
+
+
+GOOD_PAIR = dict(m_t=0.5, q_t=1.0, b_t=0.1, m_s=0.4, q_s=0.8, r=0.6, b_s=0.0, delta=1.0, rho=0.5)
+OBSERVABLE_ERRORS = [
+    (gen_error, dict(m=0.5, q=-1.0, b=0.0, delta=1.0, rho=0.5), "q must be in (0.0, inf), got -1"),
+    (gen_error, dict(m=0.5, q=1.0, b=0.0, delta=1.0, rho=2.0), "rho must be in (0.0, 1.0), got 2"),
+    (gen_error, dict(m=0.5, q=1.0, b=0.0, delta=0.0, rho=0.5), "delta must be in (0.0, inf), got 0"),
+    (gen_error, dict(m="0.5", q=1.0, b=0.0, delta=1.0, rho=0.5), "m must be a real number, got '0.5'"),
+    (gen_error, dict(m=0.5, q=1.0, b=np.nan, delta=1.0, rho=0.5), "b must be in (-inf, inf), got nan"),
+    (agreement, {**GOOD_PAIR, "r": 1.0}, "r must satisfy r^2 <= q_t q_s (Cauchy-Schwarz), got r^2 = 1 > q_t q_s = 0.8"),
+    (agreement, {**GOOD_PAIR, "r": np.array([0.5, -0.9])}, "r must satisfy r^2 <= q_t q_s"),
+    (agreement, {**GOOD_PAIR, "q_s": 0.0}, "q_s must be in (0.0, inf), got 0"),
+    (agreement, {**GOOD_PAIR, "rho": 1.0}, "rho must be in (0.0, 1.0), got 1"),
+]
+
+
+@pytest.mark.parametrize("fn,args,message", OBSERVABLE_ERRORS, ids=[m for _, _, m in OBSERVABLE_ERRORS])
+def test_observables_reject_inputs_outside_their_domain(fn, args, message):
+    assert message in one_line_error(lambda: fn(**args))
+
+
+def test_observables_accept_the_cauchy_schwarz_boundary_and_stay_traceable():
+    # identical classifiers (r^2 = q_t q_s up to round-off) agree exactly
+    same = dict(m_t=0.5, q_t=0.3, b_t=0.1, m_s=0.5, q_s=0.3, r=0.3 * (1 + 1e-15), b_s=0.1, delta=1.0, rho=0.4)
+    assert float(agreement(**same)) == 1.0
+    # traced inputs skip the checks: jit, grad and vmap go through the public functions
+    assert float(jax.jit(gen_error)(0.5, 1.0, 0.1, 1.0, 0.3)) == pytest.approx(float(gen_error(0.5, 1.0, 0.1, 1.0, 0.3)))
+    assert np.isfinite(float(jax.grad(gen_error, argnums=(1,))(0.5, 1.0, 0.1, 1.0, 0.3)[0]))
+    pair = list(GOOD_PAIR.values())
+    rs = jnp.asarray([0.2, 0.6])
+    batched = jax.vmap(lambda r: agreement(*pair[:5], r, *pair[6:]))(rs)
+    assert np.allclose(batched, [float(agreement(**{**GOOD_PAIR, "r": float(r)})) for r in rs])

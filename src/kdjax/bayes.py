@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import erfcx, ndtr
 
-from .observables import gen_error
-from .params import Mixture
+from .observables import _gen_error
+from .params import Mixture, check_instance, check_range
 
 __all__ = [
     "BayesOverlaps",
@@ -46,6 +46,7 @@ def bayes_optimal_overlaps(mixture: Mixture) -> BayesOverlaps:
 
     ``m = c``, ``q = c^2 (1 + delta / alpha)``.
     """
+    check_instance("mixture", mixture, Mixture)
     alpha, delta, rho = mixture.alpha, mixture.delta, mixture.rho
     c = alpha / (alpha + delta)
     m = c
@@ -60,7 +61,7 @@ def bayes_optimal_error(mixture: Mixture):
     ``Phi(-sqrt(alpha / (delta (alpha + delta))))``.
     """
     m, q, b = bayes_optimal_overlaps(mixture)
-    return gen_error(m, q, b, mixture.delta, mixture.rho)
+    return _gen_error(m, q, b, mixture.delta, mixture.rho)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,7 +198,6 @@ def _argmax_capacity(inv_sqrt_delta, rho):
     return m, beta
 
 
-@jax.jit
 def separability_threshold(delta, rho=0.5):
     """Sample ratio ``alpha*(delta, rho)`` above which the training set is, as ``N -> infinity``,
     almost surely not linearly separable by ``sign(w . x / sqrt(N) + b)`` (``b`` free).
@@ -212,9 +212,17 @@ def separability_threshold(delta, rho=0.5):
     fixed golden-section search in ``m`` (64 steps) around a bracketed Newton solve of the convex
     inner problem in ``b`` (``b = 0`` at ``rho = 1/2``), then re-evaluated at the frozen optimum, so
     that gradients are those of the envelope theorem.  Relative accuracy ~1e-12 in float64.
-    Elementwise over broadcast arrays.  ``alpha*`` grows like ``exp(1 / (2 delta))`` as
+    Elementwise over broadcast arrays; ``ValueError`` unless ``delta > 0`` and ``0 < rho < 1``
+    (concrete inputs; traced ones pass).  ``alpha*`` grows like ``exp(1 / (2 delta))`` as
     ``delta -> 0`` and overflows to ``inf`` below ``delta ~ 7e-4`` (float64; ``~6e-3`` in float32).
     """
+    check_range("delta", delta, 0.0)
+    check_range("rho", rho, 0.0, 1.0)
+    return _separability_threshold(delta, rho)
+
+
+@jax.jit
+def _separability_threshold(delta, rho):
     delta = jnp.asarray(delta)
     dtype = jnp.result_type(float, delta, rho)
     delta = delta.astype(dtype)

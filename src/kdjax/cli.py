@@ -264,7 +264,8 @@ def cmd_sweep(args) -> int:
     mixture, teacher, student = _model(args)
     if student is None and {"gamma", "temperature", "hard_weight", "lam_s"} & set(grid):
         student = Student()
-    result = sweep(mixture, teacher, student, grid, chunk_size=args.chunk_size, progress=_progress_bar("sweep"))
+    result = sweep(mixture, teacher, student, grid, chunk_size=args.chunk_size, batch_size=args.batch_size,
+                   progress=_progress_bar("sweep"))
     flat, _ = grid_points(grid)
     columns = dict(flat)
     if student is None:
@@ -328,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-features", type=_positive_int, help="simulation dimension N")
     p.add_argument("--seeds", type=_positive_int, help="simulation seeds per configuration")
     p.set_defaults(func=cmd_validate)
-    p = sub.add_parser("sweep", help="solve a grid of settings in one jit(vmap) call, sharded over devices")
+    p = sub.add_parser("sweep", help="solve a grid of settings in one compiled call, sharded over devices")
     _add_model_flags(p)
     p.add_argument("--grid", action="append", metavar="NAME=VALUES",
                    help="grid axis: a,b,c | lin:lo:hi:n | log:lo:hi:n (repeatable); names: alpha, delta, rho, "
@@ -337,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", type=_one_of("csv", "json"), default="csv", metavar="{csv,json}")
     p.add_argument("--out", type=_output_file, help="output file (default: stdout)")
     p.add_argument("--chunk-size", type=_positive_int, help="points per compiled call (grids larger than memory)")
+    p.add_argument("--batch-size", type=_positive_int,
+                   help="points solved together under vmap on a device (default: 1 on CPU, 256 on GPU)")
     p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("reproduce", help="the paper's results as figures, CSV data and report.md")
     p.add_argument("--out", default="kdjax-results", help="output folder (default ./kdjax-results)")

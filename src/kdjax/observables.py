@@ -4,7 +4,8 @@ Given the class ``y`` (``P(y = +1) = rho``), a classifier ``h = w . x / sqrt(N) 
 input is Gaussian, ``h | y ~ N(y m + b, delta q)``; two classifiers (teacher ``t``, student ``s``)
 are jointly Gaussian with covariance ``delta r``.  Everything here follows from that fact and is
 written with JAX primitives only, so that it passes through ``jit``, ``vmap`` and ``grad`` in the
-caller's dtype (float32 or float64).
+caller's dtype (float32 or float64).  The public functions check concrete inputs (``q > 0``,
+``delta > 0``, ``0 < rho < 1``, finite overlaps) with a one-line ``ValueError``; traced ones pass.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import math
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import erfcx, ndtr
+
+from .params import check_range, real_value
 
 __all__ = ["gen_error", "bivariate_normal_cdf", "agreement"]
 
@@ -33,12 +36,41 @@ def _float_dtype(*xs):
     return jnp.result_type(float, *xs)
 
 
+def _check_inputs(delta, rho, positive=(), finite=()):
+    """``delta > 0``, ``0 < rho < 1``, the ``positive`` ``(name, value)`` pairs ``> 0``, the
+    ``finite`` ones finite (concrete values only: traced ones pass)."""
+    check_range("delta", delta, 0.0)
+    check_range("rho", rho, 0.0, 1.0)
+    for name, value in positive:
+        check_range(name, value, 0.0)
+    for name, value in finite:
+        check_range(name, value)
+
+
+def _check_cauchy_schwarz(r, q_t, q_s):
+    """``r^2 <= q_t q_s`` up to a relative ``max(1e-12, 8 eps)`` of the inputs' float dtype."""
+    r_, q_t_, q_s_ = (real_value(name, x) for name, x in (("r", r), ("q_t", q_t), ("q_s", q_s)))
+    if r_ is None or q_t_ is None or q_s_ is None:
+        return
+    rtol = max(1e-12, 8 * float(jnp.finfo(_float_dtype(r, q_t, q_s)).eps))
+    r2, qq = np.broadcast_arrays(r_ * r_, q_t_ * q_s_)
+    bad = r2 > qq * (1.0 + rtol)
+    if np.any(bad):
+        raise ValueError(f"r must satisfy r^2 <= q_t q_s (Cauchy-Schwarz), got r^2 = "
+                         f"{r2[bad].flat[0]:g} > q_t q_s = {qq[bad].flat[0]:g}")
+
+
 def gen_error(m, q, b, delta, rho):
     """Generalisation error of ``sign(w . x / sqrt(N) + b)`` on the Gaussian mixture.
 
     ``eps = rho Phi(-(m + b) / sqrt(delta q)) + (1 - rho) Phi(-(m - b) / sqrt(delta q))``
-    with ``m = w . v / N``, ``q = |w|^2 / N`` and ``Phi`` the standard normal CDF.
+    with ``m = w . v / N``, ``q = |w|^2 / N`` (``> 0``) and ``Phi`` the standard normal CDF.
     """
+    _check_inputs(delta, rho, positive=[("q", q)], finite=[("m", m), ("b", b)])
+    return _gen_error(m, q, b, delta, rho)
+
+
+def _gen_error(m, q, b, delta, rho):
     scale = jnp.sqrt(delta * q)
     return rho * ndtr(-(m + b) / scale) + (1.0 - rho) * ndtr(-(m - b) / scale)
 
@@ -146,8 +178,17 @@ def agreement(m_t, q_t, b_t, m_s, q_s, r, b_s, delta, rho):
     [-1, 1] against round-off), the disagreement given ``y`` is
     ``P(h_t > 0, h_s < 0) + P(h_t < 0, h_s > 0) = F(u_t, -u_s, -c) + F(-u_t, u_s, -c)`` with
     ``F = bivariate_normal_cdf``, and ``agreement = 1 - sum_y P(y) disagreement(y)``.
-    Identical classifiers give exactly 1 (``F(u, -u, -1) = 0``).
+    Identical classifiers give exactly 1 (``F(u, -u, -1) = 0``).  Requires ``q_t, q_s > 0`` and
+    ``r^2 <= q_t q_s`` (Cauchy-Schwarz, to a relative ``1e-12``).
     """
+    _check_inputs(delta, rho, positive=[("q_t", q_t), ("q_s", q_s)],
+                  finite=[("m_t", m_t), ("b_t", b_t), ("m_s", m_s), ("r", r), ("b_s", b_s)])
+    _check_cauchy_schwarz(r, q_t, q_s)
+    return _agreement(m_t, q_t, b_t, m_s, q_s, r, b_s, delta, rho)
+
+
+def _agreement(m_t, q_t, b_t, m_s, q_s, r, b_s, delta, rho):
+    """``agreement`` without the input checks (for the solvers' own, possibly unconverged, states)."""
     m_t, q_t, b_t, m_s, q_s, r, b_s, delta, rho = jnp.broadcast_arrays(
         m_t, q_t, b_t, m_s, q_s, r, b_s, delta, rho
     )

@@ -1,4 +1,4 @@
-"""Optimal KD recipes by gradient descent on the exact test error.
+"""Optimal KD recipes by quasi-Newton descent (optax L-BFGS) on the exact test error.
 
 The free hyperparameters are optimised in unconstrained coordinates: ``log`` for positive
 ones (``lam_t, temperature, lam_s, alpha, delta, alpha_s``), ``logit`` for those in (0, 1)

@@ -76,6 +76,18 @@ def check_instance(name: str, value, cls) -> None:
         raise ValueError(f"{name} must be a {cls.__name__}, got {_describe(value)}")
 
 
+def check_arguments(**named) -> None:
+    """Eager checks of the public solvers' arguments: the right parameter class, scalar values.
+
+    ``named`` maps an argument name to ``(value, class)``.  (Arrays of settings belong to
+    ``kdjax.sweep`` or a user's ``jax.vmap``.)
+    """
+    for name, (value, cls) in named.items():
+        check_instance(name, value, cls)
+        if any(np.ndim(leaf) for leaf in jax.tree_util.tree_leaves(value)):
+            raise ValueError(f"{name} must hold scalar values, got an array")
+
+
 def check_choice(name: str, value, choices):
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(choices)}; got {_describe(value)}")

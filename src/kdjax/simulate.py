@@ -54,9 +54,9 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import ndtr
 
-from .params import Mixture, Student, Teacher
+from .observables import _gen_error
+from .params import Mixture, Student, Teacher, _describe, check_arguments, check_integer, check_range
 
 _LINE_SEARCH_STEPS = 60  # trial steps t = 2^-k, k < 60
 _ARMIJO = 1e-4
@@ -190,12 +190,6 @@ def _register(cls):
 
 TeacherSimulation = _register(TeacherSimulation)
 StudentSimulation = _register(StudentSimulation)
-
-
-def _gen_error(m, q, b, rho, delta):
-    """MODEL.md: eps = rho Phi(-(m+b)/sqrt(Delta q)) + (1-rho) Phi(-(m-b)/sqrt(Delta q))."""
-    s = jnp.sqrt(delta * q)
-    return rho * ndtr(-(m + b) / s) + (1 - rho) * ndtr(-(m - b) / s)
 
 
 # --------------------------------------------------------------------------- losses
@@ -469,7 +463,7 @@ def _teacher_run(key, mixture, teacher, N, n, tol, max_steps, dtype):
     m, q = w @ v / N, w @ w / N
     parts, _ = _teacher_loss(teacher.loss, y)
     fields = dict(
-        m=m, q=q, b=b, gen_error=_gen_error(m, q, b, rho, delta), train_error=_error(h, y),
+        m=m, q=q, b=b, gen_error=_gen_error(m, q, b, delta, rho), train_error=_error(h, y),
         train_loss=jnp.mean(parts(h)[0]), grad_norm=gnorm, converged=converged,
         finite_minimiser=finite, n_steps=k,
     )
@@ -520,7 +514,7 @@ def _student_batch(
         agreement = jnp.mean((jnp.sign(h_s_test) == jnp.sign(h_t_test)).astype(dtype))
         return StudentSimulation(
             teacher=TeacherSimulation(test_error=_error(h_t_test, y_test), **t_fields),
-            m=m, q=q, r=r, b=b, gen_error=_gen_error(m, q, b, ctx["rho"], delta),
+            m=m, q=q, r=r, b=b, gen_error=_gen_error(m, q, b, delta, ctx["rho"]),
             test_error=_error(h_s_test, y_test), train_error=_error(h, y),
             train_loss=jnp.mean(parts(h)[0]), agreement=agreement, grad_norm=gnorm,
             converged=converged & t_fields["converged"], finite_minimiser=finite, n_steps=k,
@@ -549,13 +543,18 @@ def _single_threaded_blas():
 
 
 def _seed_keys(seeds):
-    if isinstance(seeds, (int, np.integer)):
-        if seeds < 1:
-            raise ValueError(f"seeds must be a positive count or a sequence of ints, got {seeds}")
-        seeds = range(int(seeds))
-    seeds = [int(s) for s in seeds]
-    if not seeds or min(seeds) < 0 or max(seeds) >= 2**32:
-        raise ValueError(f"seeds must be a non-empty sequence of ints in [0, 2**32), got {seeds}")
+    """PRNG keys of ``seeds``: a count (``0 .. count-1``) or a sequence of ints in [0, 2**32)."""
+    if isinstance(seeds, (np.ndarray, jax.Array)):
+        seeds = np.asarray(seeds).tolist()  # numpy types: ints stay ints, floats and bools do not
+    if isinstance(seeds, (int, np.integer)):  # booleans included: check_integer rejects them
+        seeds = range(check_integer("seeds", seeds, 1))
+    elif isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise ValueError(f"seeds must be a count or a sequence of ints in [0, 2**32), "
+                         f"got {_describe(seeds)}")
+    seeds = [check_integer("seeds", s, 0) for s in seeds]
+    if not seeds or max(seeds) >= 2**32:
+        raise ValueError(f"seeds must be a non-empty sequence of ints in [0, 2**32), "
+                         f"got {_describe(seeds)}")
     return jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds, dtype=jnp.uint32))
 
 
@@ -568,19 +567,17 @@ def _count(name, value, N):
     return n
 
 
-def _settings(n_features, n_test, tol, max_steps):
-    if not isinstance(n_features, (int, np.integer)) or n_features < 1:
-        raise ValueError(f"n_features must be a positive integer, got {n_features!r}")
-    if not isinstance(n_test, (int, np.integer)) or n_test < 1:
-        raise ValueError(f"n_test must be a positive integer, got {n_test!r}")
-    if not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
-        raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
+def _settings(n_features, n_test, tol, max_steps, **arguments):
+    """Checked settings; ``arguments`` maps a name to ``(value, class)`` (scalar parameters)."""
+    check_arguments(**arguments)
     dtype = jnp.dtype(jnp.result_type(float))
     if tol is None:
         tol = max(1e-12, 100 * float(jnp.finfo(dtype).eps))
-    if not 0 < tol < 1:
-        raise ValueError(f"tol must be in (0, 1), got {tol:g}")
-    return int(n_features), int(n_test), float(tol), int(max_steps), dtype
+    check_range("tol", tol, 0.0, 1.0)
+    if np.ndim(tol) or isinstance(tol, jax.core.Tracer):
+        raise ValueError(f"tol must be a single number, got {_describe(tol)}")
+    return (check_integer("n_features", n_features, 1), check_integer("n_test", n_test, 1),
+            float(tol), check_integer("max_steps", max_steps, 1), dtype)
 
 
 def simulate_teacher(
@@ -595,13 +592,15 @@ def simulate_teacher(
 ) -> TeacherSimulation:
     """Train the MODEL.md teacher at dimension ``N = n_features`` for each seed.
 
-    seeds: a count (seeds 0..count-1) or a sequence of non-negative ints; n = round(alpha N)
+    seeds: a count (seeds 0..count-1) or a sequence of ints in [0, 2**32); n = round(alpha N)
     training samples; n_test: fresh test inputs per seed; tol: relative tolerance (max-abs
     gradient <= tol * n; default 1e-12 in float64, 100 eps otherwise); max_steps: Newton /
     interior-point iteration budget.  Returns per-seed TeacherSimulation arrays (see
     ``converged`` / ``finite_minimiser`` before using the numbers; ``.check()`` raises).
     """
-    N, n_test, tol, max_steps, dtype = _settings(n_features, n_test, tol, max_steps)
+    N, n_test, tol, max_steps, dtype = _settings(
+        n_features, n_test, tol, max_steps, mixture=(mixture, Mixture), teacher=(teacher, Teacher)
+    )
     n = _count("alpha", mixture.alpha, N)
     with _single_threaded_blas():
         return jax.block_until_ready(_teacher_batch(
@@ -628,7 +627,10 @@ def simulate_student(
     and agreement are measured on the same n_test fresh inputs; the teacher is identical to
     ``simulate_teacher`` with the same seeds.  Other arguments as in ``simulate_teacher``.
     """
-    N, n_test, tol, max_steps, dtype = _settings(n_features, n_test, tol, max_steps)
+    N, n_test, tol, max_steps, dtype = _settings(
+        n_features, n_test, tol, max_steps,
+        mixture=(mixture, Mixture), teacher=(teacher, Teacher), student=(student, Student),
+    )
     n = _count("alpha", mixture.alpha, N)
     N_s = _count("gamma", student.gamma, N)
     n_s = _count("alpha_s", student.alpha, N) if student.data == "fresh" else n

@@ -40,8 +40,8 @@ import jax.numpy as jnp
 
 from . import losses, quadrature as quad
 from .bayes import separability_threshold
-from .observables import agreement, gen_error
-from .params import Mixture, SolverConfig, Student, Teacher
+from .observables import _agreement, _gen_error
+from .params import Mixture, SolverConfig, Student, Teacher, check_arguments, check_instance
 from .solve import solve_fixed_point
 from .teacher import TeacherResult, channel_nodes
 
@@ -269,8 +269,8 @@ def student_observables(x, t_state, mixture, teacher, student, config):
     p = losses.soft_label(h_t, student.temperature)
     train_loss = nodes.mean(losses.kd_loss(h_s, y, p, student.hard_weight, student.temperature), mixture.rho)
     train_error = _train_error(x, t_state, mixture, teacher, student, config)
-    gen = gen_error(m_s, q_s, b_s, mixture.delta, mixture.rho)
-    agree = agreement(m_t, q_t, b_t, m_s, q_s, r, b_s, mixture.delta, mixture.rho)
+    gen = _gen_error(m_s, q_s, b_s, mixture.delta, mixture.rho)
+    agree = _agreement(m_t, q_t, b_t, m_s, q_s, r, b_s, mixture.delta, mixture.rho)
     return gen, agree, train_error, train_loss
 
 
@@ -333,8 +333,10 @@ def solve_student(
     """
     from .teacher import _is_concrete, check_teacher_regime, warn_unconverged
 
+    check_instance("config", config, SolverConfig)
     if not _is_concrete(mixture, teacher, student):
         return _solve_student_pair(mixture, teacher, student, config)
+    check_arguments(mixture=(mixture, Mixture), teacher=(teacher, Teacher), student=(student, Student))
     check_teacher_regime(mixture, teacher)
     check_student_regime(mixture, student)
     result = _solve_student_jit(mixture, teacher, student, config)

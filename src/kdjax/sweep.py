@@ -1,4 +1,4 @@
-"""Grids of settings in one ``jit(vmap(...))`` call, sharded over devices, in chunks.
+"""Grids of settings in one compiled call (``vmap`` batches), sharded over devices, in chunks.
 
 A setting is named by the flat parameter names used everywhere in kdjax (``PARAMETERS``); a
 grid is their Cartesian product.  Every point carries its own ``converged`` and
@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from .params import Mixture, SolverConfig, Student, Teacher, check_instance, check_integer
+from .params import Mixture, SolverConfig, Student, Teacher, check_instance, check_integer, real_value
 
 #: flat name -> (which object, which field)
 PARAMETERS = {
@@ -63,7 +63,11 @@ def grid_points(grid: Mapping[str, object]) -> tuple[dict[str, np.ndarray], tupl
     """Flatten the Cartesian product of ``grid`` into equal-length 1-D arrays (and its shape)."""
     axes = {}
     for name, values in grid.items():
-        arr = np.atleast_1d(np.asarray(values, dtype=float))
+        if isinstance(values, (list, tuple)):
+            for v in values:
+                real_value(f"grid field {name!r}", v)
+            values = np.asarray(values, dtype=float)
+        arr = np.atleast_1d(real_value(f"grid field {name!r}", values))
         if arr.ndim != 1 or arr.size == 0:
             raise ValueError(f"grid field {name!r} must be a non-empty 1-D list of numbers")
         axes[name] = arr

@@ -23,8 +23,8 @@ import jax
 import jax.numpy as jnp
 
 from . import losses, quadrature as quad
-from .observables import gen_error
-from .params import Mixture, SolverConfig, Teacher
+from .observables import _gen_error
+from .params import Mixture, SolverConfig, Teacher, check_arguments, check_instance
 from .solve import solve_fixed_point
 
 
@@ -215,7 +215,7 @@ def teacher_observables(x, mixture: Mixture, teacher: Teacher, config: SolverCon
     c0 = -y * grad(y, jnp.zeros_like(y))  # y h < 0  <=>  y omega < -V c0 (prox is increasing)
     train_err = quad.normal_cdf((-V * c0 - y * mean) / sd)[:, 0]
     avg = lambda g: quad.class_average(mixture.rho, g)
-    return gen_error(m, q, b, mixture.delta, mixture.rho), avg(train_err), avg(mo.loss)
+    return _gen_error(m, q, b, mixture.delta, mixture.rho), avg(train_err), avg(mo.loss)
 
 
 def solve_teacher_state(mixture: Mixture, teacher: Teacher, config: SolverConfig = SolverConfig()):
@@ -297,8 +297,10 @@ def solve_teacher(mixture: Mixture, teacher: Teacher, config: SolverConfig = Sol
     ``jit``/``vmap``/``grad`` it is a pure function; failures are reported in
     ``converged``/``finite_minimiser``.
     """
+    check_instance("config", config, SolverConfig)
     if not _is_concrete(mixture, teacher):
         return solve_teacher_raw(mixture, teacher, config)
+    check_arguments(mixture=(mixture, Mixture), teacher=(teacher, Teacher))
     check_teacher_regime(mixture, teacher)
     result = _solve_teacher_jit(mixture, teacher, config)
     warn_unconverged(result.converged, result.residual, "teacher")
