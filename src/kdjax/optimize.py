@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from functools import partial
+from functools import lru_cache, partial
 
 import jax
 import jax.numpy as jnp
@@ -90,6 +90,13 @@ def _error_and_grad(u, base, *, free, objective, config):
     return jax.value_and_grad(error)(u)
 
 
+@lru_cache(maxsize=None)
+def _lbfgs(memory_size: int):
+    """``(init, jitted update)`` of ``optax.scale_by_lbfgs``: the quasi-Newton direction."""
+    lbfgs = optax.scale_by_lbfgs(memory_size=memory_size)
+    return lbfgs.init, jax.jit(lbfgs.update)
+
+
 def _trial(evaluate, u):
     """``evaluate(u)``; a point where the implicit derivative fails (the linear system of the
     implicit function theorem is singular or non-finite, which JAX reports by raising) is a
@@ -145,7 +152,9 @@ def optimize_kd(
     L-BFGS (``optax.scale_by_lbfgs``, ``memory_size`` pairs) on the unconstrained coordinates
     of ``free`` (log for positive parameters, logit for those in (0, 1)), from the values in
     the given objects, with a backtracking (Armijo) line search whose first trial is the full
-    quasi-Newton step (``learning_rate`` times the gradient on the first iteration).  Stops
+    quasi-Newton step.  The first step, and the first after a pair without positive curvature
+    (which restarts the memory), is steepest descent moving the steepest coordinate by
+    ``learning_rate``.  Stops
     after ``steps`` iterations or when the error changes by less than ``tol``.  Each trial is
     one solve of both fixed points and its implicit gradient, by one compiled function that
     later calls with the same structure reuse.
@@ -154,20 +163,21 @@ def optimize_kd(
     base = (mixture, teacher, student)
     x = jnp.stack([_to_free(n, _current(mixture, teacher, student, n)) for n in free])
     evaluate = partial(_error_and_grad, base=base, free=free, objective=objective, config=config)
-    lbfgs = optax.scale_by_lbfgs(memory_size=memory_size)
-    direction = jax.jit(lbfgs.update)
-    state = lbfgs.init(x)
+    init, direction = _lbfgs(memory_size)
+    state, restart = init(x), True
 
     value, grad = evaluate(x)
     solves = 1
     path = {n: [float(_from_free(n, x[i]))] for i, n in enumerate(free)} | {"gen_error": [float(value)]}
-    for it in range(steps):
+    for _ in range(steps):
         if not (jnp.isfinite(value) and jnp.all(jnp.isfinite(grad))):
             break
         d, state = direction(grad, state, x)
         slope = float(jnp.dot(grad, d))
-        if it == 0 or not slope > 0:  # first step, or a non-descent memory: steepest descent
-            d, slope = learning_rate * grad, learning_rate * float(jnp.dot(grad, grad))
+        if restart or not slope > 0:
+            # Steepest descent, the first trial moving the steepest coordinate by learning_rate.
+            d = learning_rate * grad / jnp.max(jnp.abs(grad))
+            slope = float(jnp.dot(grad, d))
         t = 1.0
         for _ in range(30):
             cand = x - t * d
@@ -179,6 +189,11 @@ def optimize_kd(
         else:
             break
         done = abs(float(value - v_c)) < tol
+        # A pair without positive curvature would spoil the L-BFGS memory: start it afresh.
+        s_k, y_k = cand - x, g_c - grad
+        restart = not float(jnp.dot(s_k, y_k)) > 1e-12 * float(jnp.linalg.norm(s_k) * jnp.linalg.norm(y_k))
+        if restart:
+            state = init(cand)
         x, value, grad = cand, v_c, g_c
         for i, n in enumerate(free):
             path[n].append(float(_from_free(n, x[i])))

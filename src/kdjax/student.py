@@ -204,7 +204,7 @@ def initial_state(t_state, student: Student):
     return jnp.stack([g * m_t, sigma2, g * q_t, b_t, g * V_t, V_st])
 
 
-def has_finite_minimiser(mixture: Mixture, student: Student):
+def has_finite_minimiser(mixture: Mixture, student: Student, separability: bool = True):
     """Whether the student's objective has a unique finite minimiser.
 
     ``lam_s > 0`` always.  At ``lam_s = 0``: with soft labels (``a < 1``) the per-sample loss
@@ -212,8 +212,12 @@ def has_finite_minimiser(mixture: Mixture, student: Student):
     weights, ``alpha_st > gamma``; on hard labels alone (``a = 1``) the student's data must not
     be separable: ``alpha_st / gamma > alpha*(delta / gamma, rho)`` (the student's problem is
     a teacher problem with ``N -> gamma N``, ``delta -> delta / gamma``).
+    ``separability=False`` is the caller's statement that ``lam_s > 0`` or ``a < 1`` (the
+    threshold is then skipped).
     """
     alpha = jax.lax.stop_gradient(student_alpha(mixture, student))
+    if not separability:
+        return (student.lam > 0) | (alpha > student.gamma)
     g, delta, rho = jax.lax.stop_gradient((student.gamma, mixture.delta, mixture.rho))
     # The separability threshold (a small optimisation) is only evaluated where it decides.
     hard_only = (student.lam <= 0) & (student.hard_weight >= 1.0)
@@ -221,7 +225,7 @@ def has_finite_minimiser(mixture: Mixture, student: Student):
     return (student.lam > 0) | ((alpha > g) & ~jax.lax.cond(hard_only, separable, lambda: jnp.asarray(False)))
 
 
-_has_finite_minimiser_jit = jax.jit(has_finite_minimiser)
+_has_finite_minimiser_jit = jax.jit(has_finite_minimiser, static_argnames="separability")
 
 
 def _train_error(x, t_state, mixture, teacher, student, config):
@@ -276,7 +280,7 @@ def student_observables(x, t_state, mixture, teacher, student, config):
 
 def solve_student_raw(
     mixture: Mixture, teacher_result: TeacherResult, teacher: Teacher, student: Student,
-    config: SolverConfig = SolverConfig(),
+    config: SolverConfig = SolverConfig(), separability: bool = True,
 ) -> StudentResult:
     """Student solve given a solved teacher, without eager checks (jit/vmap/grad)."""
     t_state = _teacher_state(teacher_result)
@@ -284,7 +288,7 @@ def solve_student_raw(
     fp = solve_fixed_point(student_map, x0, (t_state, mixture, teacher, student, config), config,
                            valid=lambda x: x[4] > 0)
     gen, agree, train_err, train_loss = student_observables(fp.x, t_state, mixture, teacher, student, config)
-    finite = has_finite_minimiser(mixture, student)
+    finite = has_finite_minimiser(mixture, student, separability)
     x = fp.x
     return StudentResult(
         gen_error=gen, m=x[0], q=student_q(x, t_state), r=x[2], b=x[3], agreement=agree,
@@ -314,10 +318,11 @@ def check_student_regime(mixture: Mixture, student: Student) -> None:
     )
 
 
-def _solve_student_pair(mixture, teacher, student, config):
+def _solve_student_pair(mixture, teacher, student, config, separability: bool = True):
     from .teacher import solve_teacher_raw
 
-    return solve_student_raw(mixture, solve_teacher_raw(mixture, teacher, config), teacher, student, config)
+    t = solve_teacher_raw(mixture, teacher, config, separability)
+    return solve_student_raw(mixture, t, teacher, student, config, separability)
 
 
 _solve_student_jit = jax.jit(_solve_student_pair)

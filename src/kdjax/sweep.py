@@ -49,14 +49,29 @@ def with_values(mixture: Mixture, teacher: Teacher, student: Student | None, val
     return objs["mixture"], objs["teacher"], objs["student"]
 
 
-def solve(mixture, teacher, student=None, config: SolverConfig = SolverConfig()):
-    """The raw (traceable) solve: the teacher, or the student with its teacher."""
+def solve(mixture, teacher, student=None, config: SolverConfig = SolverConfig(), separability: bool = True):
+    """The raw (traceable) solve: the teacher, or the student with its teacher.
+
+    ``separability=False`` (static): no point needs a separability threshold (every ``lam_t > 0``,
+    and every student has ``lam_s > 0`` or ``a < 1``), see ``needs_separability``."""
     from .student import _solve_student_pair
     from .teacher import solve_teacher_raw
 
     if student is None:
-        return solve_teacher_raw(mixture, teacher, config)
-    return _solve_student_pair(mixture, teacher, student, config)
+        return solve_teacher_raw(mixture, teacher, config, separability)
+    return _solve_student_pair(mixture, teacher, student, config, separability)
+
+
+def needs_separability(mixture, teacher, student, values: Mapping) -> bool:
+    """Whether some point of ``values`` (name -> concrete array) needs a separability threshold
+    to tell if it has a finite minimiser: an unregularised logistic/hinge teacher, or an
+    unregularised student on hard labels only."""
+    get = lambda name, obj, field: np.asarray(values.get(name, getattr(obj, field)), dtype=float)
+    needs = teacher.loss != "square" and bool(np.any(get("lam_t", teacher, "lam") <= 0))
+    if student is not None:
+        hard = get("hard_weight", student, "hard_weight") >= 1.0
+        needs |= bool(np.any((get("lam_s", student, "lam") <= 0) & hard))
+    return needs
 
 
 def grid_points(grid: Mapping[str, object]) -> tuple[dict[str, np.ndarray], tuple[int, ...]]:
@@ -76,8 +91,8 @@ def grid_points(grid: Mapping[str, object]) -> tuple[dict[str, np.ndarray], tupl
     return dict(zip(axes, flat)), shape
 
 
-@partial(jax.jit, static_argnames=("config", "batch_size"))
-def _solve_points(base, values, *, config, batch_size):
+@partial(jax.jit, static_argnames=("config", "batch_size", "separability"))
+def _solve_points(base, values, *, config, batch_size, separability):
     """``solve`` at every point of ``values`` (name -> ``(devices, points per device)``).
 
     The leading axis, sharded one row per device, is ``vmap``-ed (so that each device
@@ -85,7 +100,7 @@ def _solve_points(base, values, *, config, batch_size):
     under ``vmap``.  Compiled once per (parameter structure, grid names, shapes, config,
     batch size) and reused by every later sweep of that shape.
     """
-    point = lambda v: solve(*with_values(*base, v), config)
+    point = lambda v: solve(*with_values(*base, v), config, separability)
     return jax.vmap(lambda row: jax.lax.map(point, row, batch_size=batch_size))(values)
 
 
@@ -140,6 +155,7 @@ def sweep(
     mesh = Mesh(np.asarray(devices), ("points",))
     sharding = NamedSharding(mesh, PartitionSpec("points"))
     base = (mixture, teacher, student)
+    separability = needs_separability(mixture, teacher, student, flat)
 
     dtype = jnp.result_type(float)
     pieces = []
@@ -149,7 +165,7 @@ def sweep(
         for name, arr in flat.items():
             part = np.resize(arr[start:stop], chunk).reshape(k, chunk // k)  # padded by repetition
             values[name] = jax.device_put(jnp.asarray(part, dtype), sharding)
-        out = _solve_points(base, values, config=config, batch_size=batch)
+        out = _solve_points(base, values, config=config, batch_size=batch, separability=separability)
         unrow = lambda x, m=stop - start: np.asarray(x).reshape((chunk,) + x.shape[2:])[:m]
         pieces.append(jax.tree_util.tree_map(unrow, out))
         if progress is not None:

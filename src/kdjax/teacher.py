@@ -184,16 +184,20 @@ def initial_state(mixture: Mixture, dtype):
     )
 
 
-def has_finite_minimiser(mixture: Mixture, teacher: Teacher):
+def has_finite_minimiser(mixture: Mixture, teacher: Teacher, separability: bool = True):
     """Whether the teacher's objective has a unique finite minimiser (MODEL.md, last section).
 
     ``lam > 0`` always; at ``lam = 0``: square loss needs ``alpha > 1``; logistic and hinge
-    need non-separable data, ``alpha > alpha*(delta, rho)``.
+    need non-separable data, ``alpha > alpha*(delta, rho)``.  ``separability=False`` is the
+    caller's statement that ``lam > 0`` (the threshold, a small optimisation that ``vmap`` would
+    evaluate at every point, is then skipped).
     """
     from .bayes import separability_threshold
 
     if teacher.loss == "square":
         return (teacher.lam > 0) | (mixture.alpha > 1.0)
+    if not separability:
+        return teacher.lam > 0
     # The threshold (a small optimisation) is only evaluated where lam = 0.
     return jax.lax.cond(
         teacher.lam > 0,
@@ -203,7 +207,7 @@ def has_finite_minimiser(mixture: Mixture, teacher: Teacher):
     )
 
 
-_has_finite_minimiser_jit = jax.jit(has_finite_minimiser)
+_has_finite_minimiser_jit = jax.jit(has_finite_minimiser, static_argnames="separability")
 
 
 def teacher_observables(x, mixture: Mixture, teacher: Teacher, config: SolverConfig):
@@ -225,10 +229,10 @@ def solve_teacher_state(mixture: Mixture, teacher: Teacher, config: SolverConfig
     return solve_fixed_point(teacher_map, x0, (mixture, teacher, config), config, valid=lambda x: x[2] > 0)
 
 
-def teacher_result(fp, mixture, teacher, config) -> TeacherResult:
+def teacher_result(fp, mixture, teacher, config, separability: bool = True) -> TeacherResult:
     m, q, V, b = fp.x
     gen, train_err, train_loss = teacher_observables(fp.x, mixture, teacher, config)
-    finite = has_finite_minimiser(mixture, teacher)
+    finite = has_finite_minimiser(mixture, teacher, separability)
     return TeacherResult(
         gen_error=gen,
         m=m,
@@ -244,10 +248,14 @@ def teacher_result(fp, mixture, teacher, config) -> TeacherResult:
     )
 
 
-def solve_teacher_raw(mixture: Mixture, teacher: Teacher, config: SolverConfig = SolverConfig()):
-    """Teacher solve without eager checks: the building block under ``jit``/``vmap``/``grad``."""
+def solve_teacher_raw(
+    mixture: Mixture, teacher: Teacher, config: SolverConfig = SolverConfig(), separability: bool = True
+):
+    """Teacher solve without eager checks: the building block under ``jit``/``vmap``/``grad``.
+
+    ``separability=False`` (static): the caller knows ``lam > 0`` (``has_finite_minimiser``)."""
     fp = solve_teacher_state(mixture, teacher, config)
-    return teacher_result(fp, mixture, teacher, config)
+    return teacher_result(fp, mixture, teacher, config, separability)
 
 
 def _is_concrete(*trees) -> bool:
