@@ -103,7 +103,7 @@ def test_student_composes_with_jit_vmap_grad():
     Ts = jnp.asarray([0.5, 2.0])
     batched = jax.jit(jax.vmap(err, in_axes=(0, None)))(Ts, 0.1)
     np.testing.assert_allclose(batched, [float(err(0.5, 0.1)), float(err(2.0, 0.1))], rtol=1e-9)
-    g = jax.grad(err, argnums=(0, 1))(2.0, 0.1)
+    g = jax.jit(jax.grad(err, argnums=(0, 1)))(2.0, 0.1)
     h = 1e-5
     fd = ((err(2.0 + h, 0.1) - err(2.0 - h, 0.1)) / (2 * h), (err(2.0, 0.1 + h) - err(2.0, 0.1 - h)) / (2 * h))
     np.testing.assert_allclose(g, fd, rtol=1e-5)
