@@ -726,21 +726,19 @@ def compute(quick: bool = False, progress: Progress | None = None) -> dict:
     solves = Solves(p)
     optima = Optima(p, solves)
     timings = {}
+
+    def timed(name, fn, *args):
+        start = time.perf_counter()
+        out = fn(*args)
+        timings[name] = time.perf_counter() - start
+        return out
+
     t0 = time.perf_counter()
-    fig1 = inheritance(p, solves, optima, progress)
-    timings["inheritance"] = time.perf_counter() - t0
-    t = time.perf_counter()
-    fig2 = limited_by_teacher(p, solves, optima, fig1, progress)
-    timings["limited by the teacher"] = time.perf_counter() - t
-    t = time.perf_counter()
-    fig3 = double_descent(p, solves, progress)
-    timings["double descent"] = time.perf_counter() - t
-    t = time.perf_counter()
-    fig4 = temperature_study(p, solves, optima, fig1, progress)
-    timings["temperature"] = time.perf_counter() - t
-    t = time.perf_counter()
-    fig5 = simulations(p, solves, progress)
-    timings["simulation"] = time.perf_counter() - t
+    fig1 = timed("inheritance", inheritance, p, solves, optima, progress)
+    fig2 = timed("limited by the teacher", limited_by_teacher, p, solves, optima, fig1, progress)
+    fig3 = timed("double descent", double_descent, p, solves, progress)
+    fig4 = timed("temperature", temperature_study, p, solves, optima, fig1, progress)
+    fig5 = timed("simulation", simulations, p, solves, progress)
     timings["total"] = time.perf_counter() - t0
     res = {"plan": p, "inheritance": fig1, "limited": fig2, "double_descent": fig3,
            "temperature": fig4, "simulation": fig5, "timings": timings,
