@@ -134,6 +134,13 @@ def reference_gap(result, alpha, delta, rho, lam):
 # --------------------------------------------------------------------------- teacher properties
 
 
+def assert_label_flip(result, flipped, keep, rtol, atol):
+    """y -> -y with rho -> 1 - rho leaves the fields ``keep`` unchanged and flips the bias."""
+    np.testing.assert_allclose([float(getattr(flipped, k)) for k in keep], [float(getattr(result, k)) for k in keep],
+                               rtol=rtol, atol=atol, err_msg="label flip")
+    np.testing.assert_allclose(float(flipped.b), -float(result.b), rtol=rtol, atol=atol, err_msg="label flip: b -> -b")
+
+
 def check_teacher_point(r, mixture, loss):
     """Every bound theory guarantees for a converged teacher."""
     v = floats_of(r, TEACHER_FIELDS)
@@ -165,10 +172,7 @@ def test_teacher_invariants_over_the_valid_domain(loss, alpha, delta, rho, lam, 
     check_teacher_point(a, mix, loss)
     if ok[1]:
         check_teacher_point(b, flipped, loss)
-        keep = ("m", "q", "V", "gen_error", "train_error", "train_loss")
-        np.testing.assert_allclose([float(getattr(b, k)) for k in keep], [float(getattr(a, k)) for k in keep],
-                                   rtol=1e-7, atol=1e-9, err_msg="label flip")
-        np.testing.assert_allclose(float(b.b), -float(a.b), rtol=1e-7, atol=1e-9, err_msg="label flip: b -> -b")
+        assert_label_flip(a, b, ("m", "q", "V", "gen_error", "train_error", "train_loss"), rtol=1e-7, atol=1e-9)
     if ok[2]:
         # Larger ridge: norm non-increasing, data term non-decreasing (exact minimisers).
         assert float(c.q) <= float(a.q) * (1 + 1e-8), (float(a.q), float(c.q))
@@ -316,10 +320,8 @@ def test_student_invariants_over_the_valid_domain(alpha, delta, rho, lam_t, gamm
     check_student_point(s, mix, student)
     if ok[1]:
         check_student_point(f, flipped, student)
-        keep = ("m", "q", "r", "gen_error", "agreement", "train_error", "train_loss")
-        np.testing.assert_allclose([float(getattr(f, k)) for k in keep], [float(getattr(s, k)) for k in keep],
-                                   rtol=1e-6, atol=1e-8, err_msg="label flip")
-        np.testing.assert_allclose(float(f.b), -float(s.b), rtol=1e-6, atol=1e-8, err_msg="label flip: b -> -b")
+        assert_label_flip(s, f, ("m", "q", "r", "gen_error", "agreement", "train_error", "train_loss"),
+                          rtol=1e-6, atol=1e-8)
     if ok[2]:
         assert float(u.q) <= float(s.q) * (1 + 1e-7), (float(s.q), float(u.q))
         assert float(u.train_loss) >= float(s.train_loss) - 1e-8, (float(s.train_loss), float(u.train_loss))
