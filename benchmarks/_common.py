@@ -21,7 +21,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import kdjax  # noqa: E402
-from kdjax.teacher import solve_teacher_raw  # noqa: E402
+from kdjax._teacher import solve_teacher_raw  # noqa: E402
 
 # The benchmark point (issue 6): logistic teacher, lam_t = 0.1, alpha = 2.
 MIXTURE = dict(alpha=2.0, delta=1.0, rho=0.5)

@@ -3,7 +3,7 @@
 Teacher: the product grid of ``lam_t`` (log-spaced in [1e-2, 10]) and ``alpha`` (in [0.5, 5]) at
 10, 100, 1000, 10000 points (quick: 10, 100), swept twice per size and batching:
 
-- ``default``: ``batch_size=None``, i.e. ``kdjax.sweep.default_batch_size(devices)`` (1 on CPU:
+- ``default``: ``batch_size=None``, i.e. ``kdjax._sweep.default_batch_size(devices)`` (1 on CPU:
   ``lax.map`` one point at a time; 256 on a GPU);
 - ``vmap``: ``batch_size`` = the whole chunk (one ``vmap`` over every point).
 
@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 
 from _common import cold_warm, jax, kdjax, mixture, np, student, student_jit, teacher, teacher_jit
-from kdjax.sweep import default_batch_size, grid_points, sweep
+from kdjax._sweep import default_batch_size, grid_points, sweep
 
 SHAPES = {10: (2, 5), 100: (10, 10), 1000: (25, 40), 10000: (100, 100)}  # (lam_t, alpha | T)
 LAM_RANGE = (1e-2, 10.0)
@@ -122,7 +122,7 @@ def run(quick: bool) -> dict:
         default_batch_size=default_batch_size(jax.devices()),
         ranges=dict(lam_t=LAM_RANGE, alpha=ALPHA_RANGE, fixed_lam_t_delta=DELTA_RANGE, student_temperature=T_RANGE),
         note="seconds: the second (cached) sweep call; compile_s: first call minus second. "
-             "default: batch_size=None (kdjax.sweep.default_batch_size); vmap: batch_size = all points. "
+             "default: batch_size=None (kdjax._sweep.default_batch_size); vmap: batch_size = all points. "
              "The target is judged on the default sweep.",
     )
 

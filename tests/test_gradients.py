@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from kdjax import Mixture, SolverConfig, Student, Teacher
-from kdjax.sweep import solve, with_values
+from kdjax._sweep import solve, with_values
 
 NAMES = ("lam_t", "temperature", "hard_weight", "lam_s", "alpha", "delta", "gamma")
 CONFIG = SolverConfig(tol=1e-12)

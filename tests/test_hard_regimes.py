@@ -25,8 +25,8 @@ import kdjax
 import kdjax.cli
 from kdjax import Mixture, SolverConfig, Student, Teacher, solve_student, solve_teacher
 from kdjax.simulate import simulate_student, simulate_teacher
-from kdjax.student import check_student_regime
-from kdjax.teacher import check_teacher_regime, solve_teacher_raw
+from kdjax._student import check_student_regime
+from kdjax._teacher import check_teacher_regime, solve_teacher_raw
 
 jax.config.update("jax_enable_x64", True)
 

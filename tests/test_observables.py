@@ -12,7 +12,7 @@ from hypothesis import strategies as st  # noqa: E402
 from scipy.integrate import quad  # noqa: E402
 from scipy.stats import multivariate_normal, norm  # noqa: E402
 
-from kdjax.observables import agreement, bivariate_normal_cdf, gen_error  # noqa: E402
+from kdjax._observables import agreement, bivariate_normal_cdf, gen_error  # noqa: E402
 
 bvn = jax.jit(bivariate_normal_cdf)
 bvn_grad = jax.jit(jax.grad(bivariate_normal_cdf, argnums=(0, 1, 2)))

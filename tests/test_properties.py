@@ -238,7 +238,7 @@ def test_proximal_maps_solve_their_defining_equation(omega, V, y, p, a, T):
 
 @jax.jit
 def _prox_residuals(omega, V, y, p, a, T):
-    from kdjax import losses
+    from kdjax import _losses as losses
 
     h = losses.prox_teacher("logistic", y, omega, V, 100)
     hk = losses.prox_kd(y, p, a, T, omega, V, 100)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import kdjax
-from kdjax import reproduce
+from kdjax.paper import _reproduce as reproduce
 
 FIGURES = ["fig1_inheritance.png", "fig2_limited_by_teacher.png", "fig3_double_descent.png",
            "fig4_temperature.png", "fig5_theory_vs_simulation.png"]

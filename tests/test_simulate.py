@@ -17,8 +17,8 @@ import pytest  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.svm import SVC  # noqa: E402
 
-from kdjax.params import Mixture, Student, Teacher  # noqa: E402
-from kdjax.simulate import (  # noqa: E402
+from kdjax._params import Mixture, Student, Teacher  # noqa: E402
+from kdjax._simulate import (  # noqa: E402
     StudentSimulation,
     TeacherSimulation,
     _draw,

@@ -7,7 +7,7 @@ marked slow.  Tolerance: ``validate.Z_MAX`` s.e.m. plus the finite-size allowanc
 
 import pytest
 
-from kdjax import validate
+from kdjax import _validate as validate
 
 
 def _check(case, n_features, seeds):

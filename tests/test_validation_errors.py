@@ -16,7 +16,7 @@ import pytest
 
 from kdjax import Mixture, SolverConfig, Student, Teacher
 from kdjax.cli import build_parser, main
-from kdjax.params import check_instance
+from kdjax._params import check_instance
 
 jax.config.update("jax_enable_x64", True)
 

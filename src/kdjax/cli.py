@@ -89,7 +89,7 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _model(args):
-    from .params import Mixture, Student, Teacher
+    from ._params import Mixture, Student, Teacher
 
     mixture = Mixture(args.alpha, args.delta, args.rho)
     teacher = Teacher(args.teacher_loss, args.lam_t)
@@ -115,8 +115,8 @@ def _as_dict(result, fields):
 
 
 def cmd_solve(args) -> int:
-    from .student import solve_student
-    from .teacher import solve_teacher
+    from ._student import solve_student
+    from ._teacher import solve_teacher
 
     mixture, teacher, student = _model(args)
     if student is None:
@@ -141,7 +141,7 @@ def cmd_solve(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from . import validate
+    from . import _validate as validate
 
     quick = args.quick
     n = args.n_features or (500 if quick else 1000)
@@ -218,7 +218,7 @@ def read_grid_file(filename: str) -> dict:
 
 
 def read_grid(args) -> dict:
-    from .sweep import PARAMETERS
+    from ._sweep import PARAMETERS
 
     items = list(read_grid_file(args.grid_file).items()) if args.grid_file is not None else []
     for item in args.grid or []:
@@ -254,8 +254,8 @@ def cmd_sweep(args) -> int:
 
     import numpy as np
 
-    from .params import Student
-    from .sweep import grid_points, sweep
+    from ._params import Student
+    from ._sweep import grid_points, sweep
 
     grid = read_grid(args)
     if "alpha_s" in grid:  # a grid over alpha_s implies fresh student data
@@ -301,7 +301,7 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from . import reproduce
+    from .paper import _reproduce as reproduce
 
     bars = {}
 

@@ -37,7 +37,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .params import Mixture, Student, Teacher
+from .._params import Mixture, Student, Teacher
 
 Progress = Callable[[str, int, int], None]
 
@@ -137,7 +137,7 @@ class Solves:
 
     def student(self, lam_t, temperature=1.0, hard_weight=0.0, lam_s=0.0, *, alpha=None,
                 gamma=None, data="same"):
-        from .student import solve_student
+        from .._student import solve_student
 
         p = self.plan
         key = tuple(float(x) for x in (
@@ -207,7 +207,7 @@ class Optima:
 
         Returns ``(values, converged)``: the optimiser's free values (``None`` on failure).
         """
-        from .optimize import optimize_kd
+        from .._optimize import optimize_kd
 
         values = dict(setting, **start)
         mixture, teacher, student = self._setting(
@@ -221,7 +221,7 @@ class Optima:
 
     def best_teacher(self, lam_t, T):
         """``best_teacher`` at the reference setting: ``(lam_t_teacher, lam_t_student)``."""
-        from .optimize import best_teacher
+        from .._optimize import best_teacher
 
         out = self._call(best_teacher, *self._setting(lam_t, T))
         if out is None:
@@ -285,7 +285,7 @@ def inheritance(p: Plan, solves: Solves, optima: Optima, progress: Progress | No
     ``lam_s = 0`` and over a ``lam_s`` scan whose best point starts a gradient search, and the
     Bayes-optimal errors of the full input and of the student's ``gamma N`` coordinates.
     """
-    from .bayes import bayes_optimal_error, separability_threshold
+    from .._bayes import bayes_optimal_error, separability_threshold
 
     lam_t, temps, lam_s = np.asarray(p.lam_t), np.asarray(p.temperatures), np.asarray(p.lam_s_grid)
     total = lam_t.size * temps.size + 1 + lam_s.size + 1
@@ -339,7 +339,7 @@ def student_bayes_error(p: Plan, alpha: float) -> float:
     A lower bound for every same-input student (the other coordinates carry no information on
     the student's part of the cluster direction).
     """
-    from .bayes import bayes_optimal_error
+    from .._bayes import bayes_optimal_error
 
     return float(bayes_optimal_error(Mixture(alpha / p.gamma, p.delta / p.gamma, p.rho)))
 
@@ -450,7 +450,7 @@ def double_descent(p: Plan, solves: Solves, progress: Progress | None = None) ->
     for soft labels (more samples than student weights), the student's separability threshold
     ``gamma alpha*(delta / gamma, rho)`` for hard labels.
     """
-    from .bayes import separability_threshold
+    from .._bayes import separability_threshold
 
     stage = "double descent"
     hard_star = p.gamma * float(separability_threshold(p.delta / p.gamma, p.rho))
@@ -603,7 +603,7 @@ def temperature_study(p: Plan, solves: Solves, optima: Optima, grid: dict,
 
 def _simulate(p: Plan, alpha, lam_t, temperature, hard_weight, lam_s, seeds):
     """Mean and s.e.m. over converged seeds of the finite-N student and teacher errors."""
-    from .simulate import simulate_student
+    from .._simulate import simulate_student
 
     sim = simulate_student(
         Mixture(float(alpha), p.delta, p.rho), Teacher(p.loss, float(lam_t)),
@@ -755,7 +755,7 @@ def run(out_dir: str, quick: bool = False, progress: Progress | None = None) -> 
 
     Returns the paths written.  ``progress(stage, done, total)`` is called as work advances.
     """
-    from . import figures
+    from . import _figures as figures
 
     results = compute(quick, progress)
     return figures.write_all(results, str(out_dir), progress)

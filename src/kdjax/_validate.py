@@ -16,11 +16,11 @@ import dataclasses
 
 import numpy as np
 
-from .observables import gen_error
-from .params import Mixture, Student, Teacher
-from .simulate import simulate_student, simulate_teacher
-from .student import solve_student
-from .teacher import solve_teacher
+from ._observables import gen_error
+from ._params import Mixture, Student, Teacher
+from ._simulate import simulate_student, simulate_teacher
+from ._student import solve_student
+from ._teacher import solve_teacher
 
 Z_MAX = 3.0
 FINITE_SIZE = 0.02

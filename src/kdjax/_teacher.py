@@ -22,10 +22,10 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from . import losses, quadrature as quad
-from .observables import _gen_error
-from .params import Mixture, SolverConfig, Teacher, check_arguments, check_instance
-from .solve import solve_fixed_point
+from . import _losses as losses, _quadrature as quad
+from ._observables import _gen_error
+from ._params import Mixture, SolverConfig, Teacher, check_arguments, check_instance
+from ._solve import solve_fixed_point
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,7 +192,7 @@ def has_finite_minimiser(mixture: Mixture, teacher: Teacher, separability: bool 
     caller's statement that ``lam > 0`` (the threshold, a small optimisation that ``vmap`` would
     evaluate at every point, is then skipped).
     """
-    from .bayes import separability_threshold
+    from ._bayes import separability_threshold
 
     if teacher.loss == "square":
         return (teacher.lam > 0) | (mixture.alpha > 1.0)
@@ -272,7 +272,7 @@ def check_teacher_regime(mixture: Mixture, teacher: Teacher) -> None:
             f"lam_t = 0 with square loss has no unique minimiser for alpha <= 1 (interpolation "
             f"regime, got alpha = {alpha:g}); use lam_t > 0 or alpha > 1"
         )
-    from .bayes import separability_threshold
+    from ._bayes import separability_threshold
 
     star = float(separability_threshold(mixture.delta, mixture.rho))
     raise ValueError(

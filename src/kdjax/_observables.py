@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import erfcx, ndtr
 
-from .params import check_range, real_value
+from ._params import check_range, real_value
 
 __all__ = ["gen_error", "bivariate_normal_cdf", "agreement"]
 

@@ -38,12 +38,12 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from . import losses, quadrature as quad
-from .bayes import separability_threshold
-from .observables import _agreement, _gen_error
-from .params import Mixture, SolverConfig, Student, Teacher, check_arguments, check_instance
-from .solve import solve_fixed_point
-from .teacher import TeacherResult, channel_nodes
+from . import _losses as losses, _quadrature as quad
+from ._bayes import separability_threshold
+from ._observables import _agreement, _gen_error
+from ._params import Mixture, SolverConfig, Student, Teacher, check_arguments, check_instance
+from ._solve import solve_fixed_point
+from ._teacher import TeacherResult, channel_nodes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -319,7 +319,7 @@ def check_student_regime(mixture: Mixture, student: Student) -> None:
 
 
 def _solve_student_pair(mixture, teacher, student, config, separability: bool = True):
-    from .teacher import solve_teacher_raw
+    from ._teacher import solve_teacher_raw
 
     t = solve_teacher_raw(mixture, teacher, config, separability)
     return solve_student_raw(mixture, t, teacher, student, config, separability)
@@ -336,7 +336,7 @@ def solve_student(
     Gradients flow through both fixed points by implicit differentiation.  With concrete
     inputs the regimes without a finite minimiser raise ``ValueError``; non-convergence warns.
     """
-    from .teacher import _is_concrete, check_teacher_regime, warn_unconverged
+    from ._teacher import _is_concrete, check_teacher_regime, warn_unconverged
 
     check_instance("config", config, SolverConfig)
     if not _is_concrete(mixture, teacher, student):

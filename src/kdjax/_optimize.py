@@ -19,10 +19,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .params import Mixture, SolverConfig, Student, Teacher, check_integer, check_range
-from .student import solve_student
-from .sweep import PARAMETERS, solve, with_values
-from .teacher import solve_teacher
+from ._params import Mixture, SolverConfig, Student, Teacher, check_integer, check_range
+from ._student import solve_student
+from ._sweep import PARAMETERS, solve, with_values
+from ._teacher import solve_teacher
 
 _LOG = ("lam_t", "temperature", "lam_s", "alpha", "delta", "alpha_s")
 _LOGIT = ("hard_weight", "rho", "gamma")

@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import erfcx, ndtr
 
-from .observables import _gen_error
-from .params import Mixture, check_instance, check_range
+from ._observables import _gen_error
+from ._params import Mixture, check_instance, check_range
 
 __all__ = [
     "BayesOverlaps",

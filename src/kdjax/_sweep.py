@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from .params import Mixture, SolverConfig, Student, Teacher, check_instance, check_integer, real_value
+from ._params import Mixture, SolverConfig, Student, Teacher, check_instance, check_integer, real_value
 
 #: flat name -> (which object, which field)
 PARAMETERS = {
@@ -54,8 +54,8 @@ def solve(mixture, teacher, student=None, config: SolverConfig = SolverConfig(),
 
     ``separability=False`` (static): no point needs a separability threshold (every ``lam_t > 0``,
     and every student has ``lam_s > 0`` or ``a < 1``), see ``needs_separability``."""
-    from .student import _solve_student_pair
-    from .teacher import solve_teacher_raw
+    from ._student import _solve_student_pair
+    from ._teacher import solve_teacher_raw
 
     if student is None:
         return solve_teacher_raw(mixture, teacher, config, separability)

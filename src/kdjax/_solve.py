@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import optimistix as optx
 
-from .params import SolverConfig
+from ._params import SolverConfig
 
 
 class _DampedState(eqx.Module):

@@ -1,0 +1,644 @@
+"""Finite-N experiments of exactly the MODEL.md objectives: the ground truth of the theory.
+
+Per seed, all seeds in one ``jit(vmap)`` call: draw the cluster direction ``v`` and the training
+set, train the teacher, build the soft labels, train the student, measure on ``n_test`` fresh
+test inputs.  Everything follows the caller's float dtype (no global JAX configuration).
+Seed ``s`` uses ``jax.random.PRNGKey(s)``; ``simulate_student``'s teacher is the one
+``simulate_teacher`` returns for the same seed.  A test input enters only through its label and
+the Gaussian pair ``(w_t.z, w_s.z_S)/sqrt(N)``, which is drawn from its exact joint law given the
+trained weights (identical in distribution to drawing ``z``, at 2 normals instead of N per input).
+
+Minimisation, all from ``theta = (w, b) = 0``:
+
+- logistic, square and the KD student (``_newton``): full-batch damped Newton with the exact
+  ``(d+1) x (d+1)`` Hessian (Cholesky with a relative shift ``1e-12 tr H / (d+1)``, which keeps
+  singular cases such as ``lam = 0`` with fewer samples than weights solvable: from 0 the iterates
+  stay in the row space, i.e. reach the minimum-norm minimiser up to round-off amplified by the
+  shift, ~1e-5 relative) and Armijo backtracking over ``t = 2^-j`` (all trial points at
+  once, ``O(n)`` each since ``h`` is linear in ``theta``).  Converged when the max-abs gradient
+  of the full objective (bias included) is ``<= tol * n``, ``n`` the number of samples of that
+  objective, ``tol = 1e-12`` in float64 (``100 eps`` in lower precision).  Square loss is
+  quadratic: one Newton step is its closed form.
+- hinge (``_hinge_ipm``): exact primal-dual interior-point method (Mehrotra) on the QP
+  ``min lam/2 |w|^2 + sum xi, xi_i >= 1 - y_i h_i, xi >= 0``; same reduced Hessian structure,
+  ~15 iterations.  Converged when the complementarity ``mu`` and the primal residual are
+  ``<= 100 tol`` and the last change of ``theta`` is ``<= 1e4 tol max(1, |theta|_inf)`` (the
+  rate is ~1e-2 per iteration at the end, so ``theta`` is exact to ~``100 tol``).  Its
+  ``grad_norm`` is the stationarity residual ``max |P theta - A^T (y alpha)|`` with the dual
+  multipliers ``alpha`` in [0, 1] (a subgradient certificate); its float64 floor, 1e-10 to 1e-6
+  growing with N, is set by the ill-determined multipliers of margin support vectors, not by
+  ``theta``, so it is reported but not part of the convergence test.
+
+No finite minimiser (MODEL.md): with ``lam = 0`` the solve stops as soon as the iterate puts every
+training sample on the side where its loss falls to its infimum along ``theta -> c theta``
+(``y h > 0`` for logistic and hinge; for the student, the zero-slope side of
+``a softplus(-y u) + (1 - a) T^2 CE(p, sigmoid(u / T))``, which only a hard label ``a = 1`` has
+when ``0 < p < 1``).  Such a point proves the data separable and the infimum unattained:
+``finite_minimiser`` and ``converged`` are then False.  A solve that exhausts ``max_steps`` or
+whose line search stalls is ``converged = False`` too.
+
+Results hold per-seed arrays of shape ``(n_seeds,)``.  ``.mean()`` / ``.sem()`` return an object
+of the same class with numpy-scalar leaves (booleans become fractions, e.g. of converged seeds);
+by default they raise ``ValueError`` naming the failure when any seed did not converge
+(``failed="drop"``: aggregate the converged seeds only; ``failed="keep"``: all seeds).
+``.check()`` raises the same error and otherwise returns the object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._observables import _gen_error
+from ._params import Mixture, Student, Teacher, _describe, check_arguments, check_integer, check_range
+
+_LINE_SEARCH_STEPS = 60  # trial steps t = 2^-k, k < 60
+_ARMIJO = 1e-4
+
+
+# --------------------------------------------------------------------------- results
+
+
+def _aggregate(obj, reducer, failed):
+    if failed not in ("raise", "drop", "keep"):
+        raise ValueError(f"failed must be 'raise', 'drop' or 'keep'; got {failed!r}")
+    ok = np.asarray(obj.converged, dtype=bool)
+    if failed == "raise" and not ok.all():
+        raise ValueError(obj.failure_message())
+    keep = ok if failed == "drop" else np.ones_like(ok)
+    return jax.tree.map(lambda x: reducer(np.asarray(x, dtype=float)[keep]), obj)
+
+
+def _mean(x):
+    return np.mean(x) if x.size else np.nan
+
+
+def _sem(x):
+    return np.std(x, ddof=1) / math.sqrt(x.size) if x.size > 1 else np.nan
+
+
+class _Aggregates:
+    def mean(self, failed: str = "raise"):
+        """Mean over seeds, as the same class with scalar leaves (see module docstring)."""
+        return _aggregate(self, _mean, failed)
+
+    def sem(self, failed: str = "raise"):
+        """Standard error of the mean over seeds (``std(ddof=1) / sqrt(n_seeds)``)."""
+        return _aggregate(self, _sem, failed)
+
+    def check(self):
+        """Raise ``ValueError`` naming the failure unless every seed converged; return self."""
+        if not np.asarray(self.converged, dtype=bool).all():
+            raise ValueError(self.failure_message())
+        return self
+
+    @property
+    def n_seeds(self) -> int:
+        return int(np.shape(self.m)[0])
+
+
+def _failures(label, converged, finite, lam_name):
+    converged, finite = np.asarray(converged, bool), np.asarray(finite, bool)
+    msgs, k = [], converged.size
+    if (~finite).any():
+        msgs.append(
+            f"{label}: no finite minimiser in {(~finite).sum()} of {k} seeds "
+            f"({lam_name} = 0 on linearly separable training data: the weight norm diverges)"
+        )
+    if (finite & ~converged).any():
+        msgs.append(
+            f"{label}: tolerance not reached (max_steps exhausted or line search stalled) in "
+            f"{(finite & ~converged).sum()} of {k} seeds"
+        )
+    return msgs
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherSimulation(_Aggregates):
+    """Per-seed results of the teacher experiment (arrays of shape ``(n_seeds,)``).
+
+    m = w.v/N, q = |w|^2/N, b; gen_error: MODEL.md formula at (m, q, b); test_error: empirical
+    on ``n_test`` fresh inputs; train_error: fraction of sign mismatches on the training set;
+    train_loss: per-sample loss without the penalty; grad_norm: max-abs gradient of the full
+    objective at the returned point; converged; finite_minimiser; n_steps: Newton iterations.
+    """
+
+    m: jax.Array
+    q: jax.Array
+    b: jax.Array
+    gen_error: jax.Array
+    test_error: jax.Array
+    train_error: jax.Array
+    train_loss: jax.Array
+    grad_norm: jax.Array
+    converged: jax.Array
+    finite_minimiser: jax.Array
+    n_steps: jax.Array
+
+    def failure_message(self) -> str:
+        """One line naming why seeds failed (no finite minimiser / tolerance not reached)."""
+        msgs = _failures("teacher", self.converged, self.finite_minimiser, "lam_t")
+        return "; ".join(msgs) or "all seeds converged"
+
+
+@dataclasses.dataclass(frozen=True)
+class StudentSimulation(_Aggregates):
+    """Per-seed results of the distillation experiment (arrays of shape ``(n_seeds,)``).
+
+    teacher: the TeacherSimulation of the same seeds (identical to ``simulate_teacher``'s);
+    m = w_s.v_S/N, q = |w_s|^2/N, r = w_t,S.w_s/N, b: the student's order parameters (all over the
+    full N); gen_error, test_error, train_error, train_loss (student objective per sample, no
+    penalty), agreement: fraction of the ``n_test`` fresh inputs where sign h_s = sign h_t;
+    grad_norm, n_steps, finite_minimiser: of the student's own solve; converged: the student's
+    solve met the tolerance AND the teacher's did (soft labels of an unconverged teacher are
+    meaningless).
+    """
+
+    teacher: TeacherSimulation
+    m: jax.Array
+    q: jax.Array
+    r: jax.Array
+    b: jax.Array
+    gen_error: jax.Array
+    test_error: jax.Array
+    train_error: jax.Array
+    train_loss: jax.Array
+    agreement: jax.Array
+    grad_norm: jax.Array
+    converged: jax.Array
+    finite_minimiser: jax.Array
+    n_steps: jax.Array
+
+    def failure_message(self) -> str:
+        """One line naming why seeds failed (no finite minimiser / tolerance not reached)."""
+        msgs = _failures("teacher", self.teacher.converged, self.teacher.finite_minimiser, "lam_t")
+        own = np.asarray(self.converged) | ~np.asarray(self.teacher.converged)
+        msgs += _failures("student", own, self.finite_minimiser, "lam_s (hard labels)")
+        return "; ".join(msgs) or "all seeds converged"
+
+
+def _register(cls):
+    fields = [f.name for f in dataclasses.fields(cls)]
+    return jax.tree_util.register_dataclass(cls, data_fields=fields, meta_fields=[])
+
+
+TeacherSimulation = _register(TeacherSimulation)
+StudentSimulation = _register(StudentSimulation)
+
+
+# --------------------------------------------------------------------------- losses
+# Each returns per-sample (value, d/dh, d^2/dh^2) and a recession test (see module docstring).
+
+
+def _teacher_loss(loss, y):
+    if loss == "logistic":
+
+        def parts(h):
+            u = y * h
+            curvature = jax.nn.sigmoid(u) * jax.nn.sigmoid(-u)
+            return jax.nn.softplus(-u), -y * jax.nn.sigmoid(-u), curvature
+
+    elif loss == "square":
+
+        def parts(h):
+            return 0.5 * (y - h) ** 2, h - y, jnp.ones_like(h)
+
+    elif loss == "hinge":  # value only; minimised by _hinge_ipm
+
+        def parts(h):
+            return jnp.maximum(0.0, 1 - y * h), None, None
+
+    else:  # pragma: no cover - Teacher validates
+        raise ValueError(f"unknown teacher loss {loss!r}")
+
+    def recession(h):
+        # with lam = 0, y h > 0 everywhere proves separability (no finite minimiser)
+        return jnp.all(y * h > 0) if loss != "square" else jnp.zeros((), bool)
+
+    return parts, recession
+
+
+def _student_loss(y, tau, a, T):
+    """a softplus(-y u) + (1-a) T^2 [softplus(u/T) - p u/T], p = sigmoid(tau), tau = h_t / T.
+
+    Written with the minority probability pi = sigmoid(-|tau|) and s = sign(tau) so that p never
+    rounds to 0 or 1:  softplus(u') - p u' = softplus(-s u') + s pi u'.
+    """
+    s = jnp.where(tau >= 0, 1.0, -1.0).astype(tau.dtype)
+    pi = jax.nn.sigmoid(-jnp.abs(tau))
+
+    def parts(u):
+        v = u / T
+        sig = jax.nn.sigmoid
+        soft = jax.nn.softplus(-s * v) + s * pi * v  # = CE(p, sigmoid(v)), exactly
+        value = a * jax.nn.softplus(-y * u) + (1 - a) * T**2 * soft
+        d1 = -a * y * sig(-y * u) + (1 - a) * T * s * (pi - sig(-s * v))
+        d2 = a * sig(u) * sig(-u) + (1 - a) * sig(v) * sig(-v)
+        return value, d1, d2
+
+    # asymptotic slopes of the per-sample loss as u -> +inf / -inf (up to the factor T)
+    slope_plus = a * (y < 0) + (1 - a) * jnp.where(s > 0, pi, 1 - pi)
+    slope_minus = a * (y > 0) + (1 - a) * jnp.where(s > 0, 1 - pi, pi)
+
+    def recession(u):
+        return jnp.all(((u > 0) & (slope_plus == 0)) | ((u < 0) & (slope_minus == 0)))
+
+    return parts, recession
+
+
+# --------------------------------------------------------------------------- solvers
+
+
+def _cholesky_solver(hess, shift):
+    """Cholesky of hess + shift * tr(hess)/d * I (the shift keeps singular cases solvable)."""
+    d = hess.shape[0]
+    scale = jnp.trace(hess) / d
+    chol = jnp.linalg.cholesky(hess + shift * scale * jnp.eye(d, dtype=hess.dtype))
+
+    def solve(rhs):
+        x = jax.scipy.linalg.cho_solve((chol, True), rhs)
+        return jnp.where(jnp.all(jnp.isfinite(x)), x, rhs / scale)  # gradient-step fallback
+
+    return solve
+
+
+def _newton(A, parts, recession, lam, *, tol, max_steps):
+    """Minimise f = sum_i loss(A theta)_i + lam/2 |theta[:-1]|^2 (last column of A = bias).
+
+    Damped Newton + Armijo backtracking from theta = 0; stops when max|grad f| <= tol * n, or
+    when (lam = 0) the iterate is a recession direction (no finite minimiser).
+    Returns (theta, grad_norm, converged, finite_minimiser, n_steps).
+    """
+    dtype = A.dtype
+    n, d1 = A.shape
+    lam = jnp.asarray(lam, dtype)
+    pen = jnp.full((d1,), lam, dtype).at[-1].set(0)
+    eps_mach = float(jnp.finfo(dtype).eps)
+    shift = max(1e-12, 100 * eps_mach)
+    ts = 0.5 ** jnp.arange(_LINE_SEARCH_STEPS, dtype=dtype)
+    tol_abs = tol * max(n, 1)
+
+    def evaluate(theta, k):
+        h = A @ theta
+        value, g1, g2 = parts(h)
+        grad = A.T @ g1 + pen * theta
+        separated = (lam == 0) & recession(h)
+        stop = (jnp.max(jnp.abs(grad)) <= tol_abs) | separated | ~jnp.all(jnp.isfinite(grad))
+        return theta, k, h, value, g2, grad, stop, separated
+
+    def body(state):
+        theta, k, h, value, g2, grad, _, _ = state
+        p = -_cholesky_solver((A * g2[:, None]).T @ A + jnp.diag(pen), shift)(grad)
+        # backtracking over t = 2^-j, all trial points at once (h is linear in theta)
+        f0 = jnp.sum(value) + 0.5 * jnp.sum(pen * theta**2)
+        trial_theta = theta[None, :] + ts[:, None] * p[None, :]
+        trial = parts(h[None, :] + ts[:, None] * (A @ p)[None, :])[0].sum(axis=1)
+        trial = trial + 0.5 * jnp.sum(pen * trial_theta**2, axis=1)
+        slack = 10 * eps_mach * (jnp.sum(jnp.abs(value)) + 0.5 * jnp.sum(pen * theta**2))
+        ok = trial <= f0 + _ARMIJO * ts * (grad @ p) + slack
+        t = jnp.where(jnp.any(ok), ts[jnp.argmax(ok)], 0.0)
+        new = evaluate(theta + t * p, k + 1)
+        return new[:6] + (new[6] | (t == 0),) + new[7:]  # t == 0: line search stalled
+
+    def cond(state):
+        return ~state[6] & (state[1] < max_steps)
+
+    state = evaluate(jnp.zeros(d1, dtype), jnp.zeros((), jnp.int32))
+    theta, k, _, _, _, grad, _, diverged = jax.lax.while_loop(cond, body, state)
+    gnorm = jnp.max(jnp.abs(grad))
+    converged = (gnorm <= tol_abs) & ~diverged & jnp.all(jnp.isfinite(theta))
+    return theta, gnorm, converged, ~diverged, k
+
+
+def _hinge_ipm(A, y, lam, *, tol, max_steps):
+    """Exact hinge ERM by a primal-dual interior-point method (Mehrotra predictor-corrector).
+
+    QP: min lam/2 |w|^2 + sum xi  s.t.  y_i h_i + xi_i - 1 = s_i >= 0, xi_i >= 0, duals alpha
+    (the SVM dual variables, in [0, 1]) and beta = 1 - alpha.  Each iteration solves the reduced
+    (d+1) x (d+1) system P + A^T diag(D) A, D = 1 / (xi/beta + s/alpha), P = diag(lam, .., 0).
+    With t = 100 tol, stops when mu = (s.alpha + xi.beta)/(2n) <= t, max|y h + xi - 1 - s| <= t
+    and the last change of theta is <= 100 t max(1, |theta|_inf) (see the module docstring).
+    Returns (theta, grad_norm, converged, finite_minimiser, n_steps).
+    """
+    dtype = A.dtype
+    n, d1 = A.shape
+    lam = jnp.asarray(lam, dtype)
+    pen = jnp.full((d1,), lam, dtype).at[-1].set(0)
+    shift = max(1e-14, 100 * float(jnp.finfo(dtype).eps))
+    tol = 100 * tol
+
+    def residuals(theta, xi, s, alpha, beta):
+        h = A @ theta
+        r_d = pen * theta - A.T @ (y * alpha)
+        r_x = 1 - alpha - beta
+        r_p = y * h + xi - 1 - s
+        mu = (s @ alpha + xi @ beta) / (2 * n)
+        return h, r_d, r_x, r_p, mu
+
+    def max_step(x, dx):
+        neg = dx < 0
+        return jnp.min(jnp.where(neg, -x / jnp.where(neg, dx, -1), jnp.inf), initial=1.0)
+
+    def body(state):
+        (theta, xi, s, alpha, beta), k, _, _, _ = state
+        h, r_d, r_x, r_p, mu = residuals(theta, xi, s, alpha, beta)
+        D = 1 / (xi / beta + s / alpha)
+        solve_h = _cholesky_solver((A * D[:, None]).T @ A + jnp.diag(pen), shift)
+
+        def direction(r_sa, r_xb):
+            rho = -r_p + (r_xb + xi * r_x) / beta - r_sa / alpha
+            dth = solve_h(-r_d + A.T @ (y * D * rho))
+            dal = D * (rho - y * (A @ dth))
+            dbe = r_x - dal
+            return dth, (-r_xb - xi * dbe) / beta, (-r_sa - s * dal) / alpha, dal, dbe
+
+        def step_length(d):
+            _, dxi, ds, dal, dbe = d
+            return jnp.minimum(jnp.minimum(max_step(xi, dxi), max_step(s, ds)),
+                               jnp.minimum(max_step(alpha, dal), max_step(beta, dbe)))
+
+        aff = direction(s * alpha, xi * beta)
+        a = step_length(aff)
+        _, dxi, ds, dal, dbe = aff
+        mu_aff = ((s + a * ds) @ (alpha + a * dal) + (xi + a * dxi) @ (beta + a * dbe)) / (2 * n)
+        sigma = (mu_aff / mu) ** 3
+        d = direction(s * alpha + ds * dal - sigma * mu, xi * beta + dxi * dbe - sigma * mu)
+        a = jnp.minimum(1.0, 0.99 * step_length(d))
+        new = tuple(x + a * dx for x, dx in zip((theta, xi, s, alpha, beta), d))
+        move = jnp.max(jnp.abs(new[0] - theta))
+        separated = (lam == 0) & jnp.all(y * (A @ new[0]) > 0)
+        _, _, _, r_p_new, mu_new = residuals(*new)
+        done = ((mu_new <= tol) & (jnp.max(jnp.abs(r_p_new)) <= tol)
+                & (move <= 100 * tol * jnp.maximum(1.0, jnp.max(jnp.abs(new[0])))))
+        ok = jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in new]))
+        new = jax.tree.map(lambda x, old: jnp.where(ok, x, old), new, (theta, xi, s, alpha, beta))
+        return new, k + 1, done | separated | ~ok, done & ok, separated
+
+    def cond(state):
+        return ~state[2] & (state[1] < max_steps)
+
+    ones = jnp.ones(n, dtype)
+    primal_dual = (jnp.zeros(d1, dtype), ones, ones, 0.5 * ones, 0.5 * ones)
+    state = (primal_dual, jnp.zeros((), jnp.int32), jnp.zeros((), bool), jnp.zeros((), bool),
+             jnp.zeros((), bool))
+    primal_dual, k, _, done, diverged = jax.lax.while_loop(cond, body, state)
+    theta = primal_dual[0]
+    gnorm = jnp.max(jnp.abs(residuals(*primal_dual)[1]))
+    return theta, gnorm, done & ~diverged, ~diverged, k
+
+
+# --------------------------------------------------------------------------- experiment
+
+
+def _sample(key, v, n, rho, delta):
+    """n samples x = y v / sqrt(N) + sqrt(delta) z with P(y = +1) = rho."""
+    k_y, k_z = jax.random.split(key)
+    N, dtype = v.shape[0], v.dtype
+    y = jnp.where(jax.random.uniform(k_y, (n,), dtype) < rho, 1.0, -1.0).astype(dtype)
+    z = jax.random.normal(k_z, (n, N), dtype)
+    return y[:, None] * v[None, :] / math.sqrt(N) + jnp.sqrt(delta) * z, y
+
+
+def _draw(key, mixture, N, n, dtype):
+    """One seed's cluster direction v and training set (x: (n, N), y: (n,))."""
+    names = ("v", "train", "fresh", "test")
+    keys = {name: jax.random.fold_in(key, i) for i, name in enumerate(names)}
+    rho = jnp.asarray(mixture.rho, dtype)
+    delta = jnp.asarray(mixture.delta, dtype)
+    v = jax.random.normal(keys["v"], (N,), dtype)
+    x, y = _sample(keys["train"], v, n, rho, delta)
+    return dict(keys=keys, v=v, x=x, y=y, rho=rho, delta=delta)
+
+
+def _design(x, d):
+    """A = [x[:, :d] / sqrt(N), 1] with N = x.shape[1], so that h = A (w, b)."""
+    N = x.shape[1]
+    return jnp.concatenate([x[:, :d] / math.sqrt(N), jnp.ones((x.shape[0], 1), x.dtype)], axis=1)
+
+
+def _fit_teacher(x, y, teacher, *, tol, max_steps):
+    """Teacher ERM on (x, y); returns (theta = (w, b), grad_norm, converged, finite, n_steps)."""
+    A = _design(x, x.shape[1])
+    if teacher.loss == "hinge":
+        return _hinge_ipm(A, y, teacher.lam, tol=tol, max_steps=max_steps)
+    parts, recession = _teacher_loss(teacher.loss, y)
+    return _newton(A, parts, recession, teacher.lam, tol=tol, max_steps=max_steps)
+
+
+def _fit_student(x, y, h_t, student, N_s, *, tol, max_steps):
+    """KD student on the first N_s coordinates of x, soft labels sigmoid(h_t / T)."""
+    T = jnp.asarray(student.temperature, x.dtype)
+    parts, recession = _student_loss(y, h_t / T, jnp.asarray(student.hard_weight, x.dtype), T)
+    return _newton(_design(x, N_s), parts, recession, student.lam, tol=tol, max_steps=max_steps)
+
+
+def _test_set(key, n_test, rho, dtype):
+    """Labels and standard normals for the n_test fresh test inputs.
+
+    A test input x = y v/sqrt(N) + sqrt(delta) z enters only through y and the Gaussian vector
+    (w_t.z, w_s.z_S)/sqrt(N) ~ N(0, [[q_t, r], [r, q_s]]); drawing that pair from its exact law
+    is identical in distribution to drawing z (and costs 2 normals instead of N per input).
+    """
+    k_y, k_g = jax.random.split(key)
+    y = jnp.where(jax.random.uniform(k_y, (n_test,), dtype) < rho, 1.0, -1.0).astype(dtype)
+    return y, jax.random.normal(k_g, (n_test, 2), dtype)
+
+
+def _error(h, y):
+    return jnp.mean((jnp.sign(h) != y).astype(h.dtype))
+
+
+def _teacher_run(key, mixture, teacher, N, n, tol, max_steps, dtype):
+    ctx = _draw(key, mixture, N, n, dtype)
+    v, x, y, rho, delta = ctx["v"], ctx["x"], ctx["y"], ctx["rho"], ctx["delta"]
+    theta, gnorm, converged, finite, k = _fit_teacher(x, y, teacher, tol=tol, max_steps=max_steps)
+    w, b = theta[:-1], theta[-1]
+    h = x @ w / math.sqrt(N) + b
+    m, q = w @ v / N, w @ w / N
+    parts, _ = _teacher_loss(teacher.loss, y)
+    fields = dict(
+        m=m, q=q, b=b, gen_error=_gen_error(m, q, b, delta, rho), train_error=_error(h, y),
+        train_loss=jnp.mean(parts(h)[0]), grad_norm=gnorm, converged=converged,
+        finite_minimiser=finite, n_steps=k,
+    )
+    ctx.update(h=h, w=w, b=b, m=m, q=q)
+    return fields, ctx
+
+
+@functools.partial(jax.jit, static_argnames=("N", "n", "n_test", "tol", "max_steps", "dtype"))
+def _teacher_batch(keys, mixture, teacher, *, N, n, n_test, tol, max_steps, dtype):
+    def one(key):
+        fields, ctx = _teacher_run(key, mixture, teacher, N, n, tol, max_steps, dtype)
+        y, xi = _test_set(ctx["keys"]["test"], n_test, ctx["rho"], dtype)
+        h_t = y * ctx["m"] + ctx["b"] + jnp.sqrt(ctx["delta"] * ctx["q"]) * xi[:, 0]
+        return TeacherSimulation(test_error=_error(h_t, y), **fields)
+
+    return jax.vmap(one)(keys)
+
+
+@functools.partial(
+    jax.jit, static_argnames=("N", "n", "N_s", "n_s", "n_test", "tol", "max_steps", "dtype")
+)
+def _student_batch(
+    keys, mixture, teacher, student, *, N, n, N_s, n_s, n_test, tol, max_steps, dtype
+):
+    def one(key):
+        t_fields, ctx = _teacher_run(key, mixture, teacher, N, n, tol, max_steps, dtype)
+        v, delta, w_t, b_t = ctx["v"], ctx["delta"], ctx["w"], ctx["b"]
+        if student.data == "same":
+            x, y, h_t = ctx["x"], ctx["y"], ctx["h"]
+        else:
+            x, y = _sample(ctx["keys"]["fresh"], v, n_s, ctx["rho"], delta)
+            h_t = x @ w_t / math.sqrt(N) + b_t
+        theta, gnorm, converged, finite, k = _fit_student(
+            x, y, h_t, student, N_s, tol=tol, max_steps=max_steps
+        )
+        w, b = theta[:-1], theta[-1]
+        h = x[:, :N_s] @ w / math.sqrt(N) + b
+        m, q, r = w @ v[:N_s] / N, w @ w / N, w_t[:N_s] @ w / N
+        T = jnp.asarray(student.temperature, dtype)
+        parts, _ = _student_loss(y, h_t / T, jnp.asarray(student.hard_weight, dtype), T)
+
+        y_test, xi = _test_set(ctx["keys"]["test"], n_test, ctx["rho"], dtype)
+        q_t = ctx["q"]
+        c = jnp.where(q_t > 0, r / jnp.sqrt(jnp.where(q_t > 0, q_t, 1.0)), 0.0)
+        g_s = c * xi[:, 0] + jnp.sqrt(jnp.maximum(q - c**2, 0.0)) * xi[:, 1]
+        h_t_test = y_test * ctx["m"] + b_t + jnp.sqrt(delta * q_t) * xi[:, 0]  # as _teacher_batch
+        h_s_test = y_test * m + b + jnp.sqrt(delta) * g_s
+        agreement = jnp.mean((jnp.sign(h_s_test) == jnp.sign(h_t_test)).astype(dtype))
+        return StudentSimulation(
+            teacher=TeacherSimulation(test_error=_error(h_t_test, y_test), **t_fields),
+            m=m, q=q, r=r, b=b, gen_error=_gen_error(m, q, b, delta, ctx["rho"]),
+            test_error=_error(h_s_test, y_test), train_error=_error(h, y),
+            train_loss=jnp.mean(parts(h)[0]), agreement=agreement, grad_norm=gnorm,
+            converged=converged & t_fields["converged"], finite_minimiser=finite, n_steps=k,
+        )
+
+    return jax.vmap(one)(keys)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def _single_threaded_blas():
+    """Limit OpenBLAS to one thread while a simulation runs (when threadpoolctl is installed).
+
+    XLA:CPU calls LAPACK (Cholesky, triangular solves) from its own worker threads; a
+    multi-threaded OpenBLAS inside them oversubscribes the cores (5-10x slower, measured on
+    2 cores).  Process-wide for the duration of the call only; JAX configuration is untouched.
+    """
+    if jax.default_backend() != "cpu":
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _seed_keys(seeds):
+    """PRNG keys of ``seeds``: a count (``0 .. count-1``) or a sequence of ints in [0, 2**32)."""
+    if isinstance(seeds, (np.ndarray, jax.Array)):
+        seeds = np.asarray(seeds).tolist()  # numpy types: ints stay ints, floats and bools do not
+    if isinstance(seeds, (int, np.integer)):  # booleans included: check_integer rejects them
+        seeds = range(check_integer("seeds", seeds, 1))
+    elif isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise ValueError(f"seeds must be a count or a sequence of ints in [0, 2**32), "
+                         f"got {_describe(seeds)}")
+    seeds = [check_integer("seeds", s, 0) for s in seeds]
+    if not seeds or max(seeds) >= 2**32:
+        raise ValueError(f"seeds must be a non-empty sequence of ints in [0, 2**32), "
+                         f"got {_describe(seeds)}")
+    return jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds, dtype=jnp.uint32))
+
+
+def _count(name, value, N):
+    n = int(round(float(value) * N))
+    if n < 1:
+        raise ValueError(
+            f"{name} * n_features must round to at least 1, got {float(value):g} * {N}"
+        )
+    return n
+
+
+def _settings(n_features, n_test, tol, max_steps, **arguments):
+    """Checked settings; ``arguments`` maps a name to ``(value, class)`` (scalar parameters)."""
+    check_arguments(**arguments)
+    dtype = jnp.dtype(jnp.result_type(float))
+    if tol is None:
+        tol = max(1e-12, 100 * float(jnp.finfo(dtype).eps))
+    check_range("tol", tol, 0.0, 1.0)
+    if np.ndim(tol) or isinstance(tol, jax.core.Tracer):
+        raise ValueError(f"tol must be a single number, got {_describe(tol)}")
+    return (check_integer("n_features", n_features, 1), check_integer("n_test", n_test, 1),
+            float(tol), check_integer("max_steps", max_steps, 1), dtype)
+
+
+def simulate_teacher(
+    mixture: Mixture,
+    teacher: Teacher,
+    *,
+    n_features: int,
+    seeds=10,
+    n_test: int = 20000,
+    tol: float | None = None,
+    max_steps: int = 200,
+) -> TeacherSimulation:
+    """Train the MODEL.md teacher at dimension ``N = n_features`` for each seed.
+
+    seeds: a count (seeds 0..count-1) or a sequence of ints in [0, 2**32); n = round(alpha N)
+    training samples; n_test: fresh test inputs per seed; tol: relative tolerance (max-abs
+    gradient <= tol * n; default 1e-12 in float64, 100 eps otherwise); max_steps: Newton /
+    interior-point iteration budget.  Returns per-seed TeacherSimulation arrays (see
+    ``converged`` / ``finite_minimiser`` before using the numbers; ``.check()`` raises).
+    """
+    N, n_test, tol, max_steps, dtype = _settings(
+        n_features, n_test, tol, max_steps, mixture=(mixture, Mixture), teacher=(teacher, Teacher)
+    )
+    n = _count("alpha", mixture.alpha, N)
+    with _single_threaded_blas():
+        return jax.block_until_ready(_teacher_batch(
+            _seed_keys(seeds), mixture, teacher, N=N, n=n, n_test=n_test, tol=tol,
+            max_steps=max_steps, dtype=dtype,
+        ))
+
+
+def simulate_student(
+    mixture: Mixture,
+    teacher: Teacher,
+    student: Student,
+    *,
+    n_features: int,
+    seeds=10,
+    n_test: int = 20000,
+    tol: float | None = None,
+    max_steps: int = 200,
+) -> StudentSimulation:
+    """Train teacher then KD student (MODEL.md) at dimension ``N = n_features`` for each seed.
+
+    The student sees the first N_s = round(gamma N) coordinates; data "same" reuses the teacher's
+    n training inputs, "fresh" draws n_s = round(alpha_s N) new ones (same v).  Teacher, student
+    and agreement are measured on the same n_test fresh inputs; the teacher is identical to
+    ``simulate_teacher`` with the same seeds.  Other arguments as in ``simulate_teacher``.
+    """
+    N, n_test, tol, max_steps, dtype = _settings(
+        n_features, n_test, tol, max_steps,
+        mixture=(mixture, Mixture), teacher=(teacher, Teacher), student=(student, Student),
+    )
+    n = _count("alpha", mixture.alpha, N)
+    N_s = _count("gamma", student.gamma, N)
+    n_s = _count("alpha_s", student.alpha, N) if student.data == "fresh" else n
+    with _single_threaded_blas():
+        return jax.block_until_ready(_student_batch(
+            _seed_keys(seeds), mixture, teacher, student, N=N, n=n, N_s=N_s, n_s=n_s,
+            n_test=n_test, tol=tol, max_steps=max_steps, dtype=dtype,
+        ))
+
+
+__all__ = ["simulate_teacher", "simulate_student", "TeacherSimulation", "StudentSimulation"]
