@@ -21,7 +21,6 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import kdjax  # noqa: E402
-from kdjax._teacher import solve_teacher_raw  # noqa: E402
 
 # The benchmark point (issue 6): logistic teacher, lam_t = 0.1, alpha = 2.
 MIXTURE = dict(alpha=2.0, delta=1.0, rho=0.5)
@@ -47,8 +46,8 @@ def student(data="same", **over) -> kdjax.Student:
 
 # Params are traced arguments: one compilation serves every parameter value (and the "fresh"
 # student, whose data mode is static metadata, has its own).
-teacher_jit = jax.jit(lambda mix, t: solve_teacher_raw(mix, t))
-student_jit = jax.jit(lambda mix, t, s: kdjax.solve_student(mix, t, s))
+teacher_jit = jax.jit(lambda mix, t: kdjax.solve_teacher(mix, t, throw=False))
+student_jit = jax.jit(lambda mix, t, s: kdjax.solve_student(mix, t, s, throw=False))
 
 
 def timed(fn, *args):

@@ -1,7 +1,7 @@
 """(a) Per-solve latency after JIT and compile time.
 
 Cases (the issue-6 point: logistic teacher, lam_t = 0.1, alpha = 2, delta = 1):
-teacher solve (``kdjax._teacher.solve_teacher_raw`` under ``jax.jit``), student on the same inputs
+teacher solve (``kdjax.solve_teacher(..., throw=False)`` under ``jax.jit``), student on the same inputs
 and on fresh inputs (``kdjax.solve_student`` under ``jax.jit``), all with the parameter objects as
 traced arguments.  The public eager entry points (``kdjax.solve_teacher`` / ``solve_student``:
 regime checks, cached jit, convergence warning) are timed too (full mode).  Medians of >= 20 repeats, each

@@ -10,13 +10,13 @@ import pytest  # noqa: E402
 from scipy.optimize import linprog, minimize_scalar  # noqa: E402
 from scipy.stats import norm  # noqa: E402
 
-from kdjax._bayes import (  # noqa: E402
+from kdjax import (  # noqa: E402
+    Mixture,
     bayes_optimal_error,
     bayes_optimal_overlaps,
+    gen_error,
     separability_threshold,
 )
-from kdjax._observables import gen_error  # noqa: E402
-from kdjax._params import Mixture  # noqa: E402
 
 bo_error = jax.jit(bayes_optimal_error)
 bo_overlaps = jax.jit(bayes_optimal_overlaps)

@@ -8,8 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kdjax import Mixture, SolverConfig, Student, Teacher
-from kdjax._sweep import solve, with_values
+from kdjax import Mixture, SolverConfig, Student, Teacher, solve_student
 
 NAMES = ("lam_t", "temperature", "hard_weight", "lam_s", "alpha", "delta", "gamma")
 CONFIG = SolverConfig(tol=1e-12)
@@ -35,9 +34,10 @@ def _compiled(loss, data, who):
     once per teacher loss, data mode and objective."""
 
     def f(theta, rho, alpha_s):
-        base = Student(data=data, alpha=alpha_s if data == "fresh" else None)
-        mix, t, s = with_values(Mixture(1.0, 1.0, rho), Teacher(loss, 0.1), base, dict(zip(NAMES, theta)))
-        res = solve(mix, t, s, CONFIG)
+        v = dict(zip(NAMES, theta))
+        mix, t = Mixture(v["alpha"], v["delta"], rho), Teacher(loss, v["lam_t"])
+        s = Student(v["gamma"], v["temperature"], v["hard_weight"], v["lam_s"], data, alpha_s if data == "fresh" else None)
+        res = solve_student(mix, t, s, CONFIG, throw=False)
         return res.gen_error if who == "student" else res.teacher.gen_error
 
     return jax.jit(jax.grad(f)), jax.jit(jax.jacfwd(f)), jax.jit(jax.vmap(f, in_axes=(0, None, None)))

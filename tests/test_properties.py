@@ -63,11 +63,14 @@ STUDENT_FIELDS = ("gen_error", "m", "q", "r", "b", "agreement", "train_error", "
 
 
 def solve_recording(fn, *args):
-    """``fn(*args)`` with every warning recorded: ``(result, [RuntimeWarning messages])``."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = fn(*args)
-    return result, [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    """``(result, messages)``: the ``throw=False`` result of ``fn(*args)``, and the message of the
+    ``kdjax.SolveError`` that ``throw=True`` raises (none when it succeeds)."""
+    result = fn(*args, throw=False)
+    try:
+        fn(*args)
+    except kdjax.SolveError as err:
+        return result, [str(err)]
+    return result, []
 
 
 def floats_of(result, fields):
@@ -75,7 +78,7 @@ def floats_of(result, fields):
 
 
 def assert_loud_or_clean(result, messages, fields, what):
-    """A converged point is clean (no warning, finite, small residual); any other point warns."""
+    """A converged point is clean (no error, finite, small residual); any other point raises."""
     values = floats_of(result, fields)
     if bool(result.converged):
         assert not messages, f"{what}: converged but warned {messages}"
@@ -84,7 +87,7 @@ def assert_loud_or_clean(result, messages, fields, what):
         scale = 1.0 + max(abs(v) for k, v in values.items() if k in ("m", "q", "r", "b", "V", "V_st"))
         assert values["residual"] <= TOL * scale, f"{what}: converged with residual {values['residual']:g}"
         return True
-    assert any("did not converge" in m for m in messages), f"{what}: converged=False without a RuntimeWarning"
+    assert any("did not converge" in m for m in messages), f"{what}: converged=False without a SolveError"
     return False
 
 
@@ -238,11 +241,10 @@ def test_proximal_maps_solve_their_defining_equation(omega, V, y, p, a, T):
 
 @jax.jit
 def _prox_residuals(omega, V, y, p, a, T):
-    from kdjax import _losses as losses
-
-    h = losses.prox_teacher("logistic", y, omega, V, 100)
-    hk = losses.prox_kd(y, p, a, T, omega, V, 100)
-    return h - omega + V * losses.logistic_grad(y, h), hk - omega + V * losses.kd_grad(hk, y, p, a, T)
+    tau = jnp.log(p) - jnp.log1p(-p)  # p = sigmoid(tau)
+    h = kdjax.Logistic().prox(omega, V, y)
+    hk = kdjax.KD.prox(omega, V, y, tau, a, T)
+    return h - omega + V * kdjax.Logistic().grad(h, y), hk - omega + V * kdjax.KD.grad(hk, y, tau, a, T)
 
 
 def test_converged_logistic_teacher_is_an_exact_fixed_point_at_weak_ridge():

@@ -11,8 +11,7 @@ import pytest
 
 import kdjax
 from kdjax.cli import main
-from kdjax._optimize import optimize_kd
-from kdjax._sweep import sweep
+from kdjax import optimize_kd, sweep
 
 MIX, TEACHER = kdjax.Mixture(2.0, 1.0), kdjax.Teacher("logistic", 0.1)
 
@@ -60,7 +59,7 @@ def test_sharded_over_four_host_devices_equals_one_device():
         import jax, numpy as np
         jax.config.update("jax_enable_x64", True)
         import kdjax
-        from kdjax._sweep import sweep
+        from kdjax import sweep
         assert len(jax.devices()) == 4
         mix, t = kdjax.Mixture(2.0, 1.0), kdjax.Teacher("logistic", 0.1)
         grid = {"lam_t": list(np.geomspace(1e-2, 1.0, 5)), "alpha": [1.0, 3.0]}

@@ -5,20 +5,25 @@ public face; the implementation lives in the private ``kdjax._*`` modules.
 """
 
 from . import simulate
-from ._bayes import bayes_optimal_error, bayes_optimal_overlaps, separability_threshold
+from ._bayes import BayesOverlaps, bayes_optimal_error, bayes_optimal_overlaps
+from ._losses import KD, Hinge, KDLoss, Logistic, Loss, Moments, Square
 from ._observables import agreement, gen_error
-from ._optimize import KDOptimum, best_teacher, optimize_kd
+from ._optimize import BestTeacher, KDOptimum, best_teacher, optimize_kd
 from ._params import Mixture, SolverConfig, Student, Teacher
+from ._regimes import has_finite_minimiser, separability_threshold
 from ._simulate import StudentSimulation, TeacherSimulation, simulate_student, simulate_teacher
-from ._student import StudentResult, solve_student
+from ._solve import RESULTS, SolveError
+from ._student import StudentResult, StudentState, solve_student
 from ._sweep import sweep
-from ._teacher import TeacherResult, solve_teacher
+from ._teacher import TeacherResult, TeacherState, solve_teacher
 
 __all__ = [
     "Mixture", "Teacher", "Student", "SolverConfig",
-    "solve_teacher", "solve_student", "TeacherResult", "StudentResult",
-    "sweep", "optimize_kd", "best_teacher", "KDOptimum",
-    "gen_error", "agreement", "bayes_optimal_error", "bayes_optimal_overlaps", "separability_threshold",
+    "Loss", "Logistic", "Square", "Hinge", "KDLoss", "KD", "Moments",
+    "solve_teacher", "solve_student", "TeacherResult", "StudentResult", "TeacherState", "StudentState",
+    "RESULTS", "SolveError", "has_finite_minimiser", "separability_threshold",
+    "sweep", "optimize_kd", "best_teacher", "KDOptimum", "BestTeacher",
+    "gen_error", "agreement", "bayes_optimal_error", "bayes_optimal_overlaps", "BayesOverlaps",
     "simulate", "simulate_teacher", "simulate_student", "TeacherSimulation", "StudentSimulation",
 ]
 __version__ = "0.1.0"

@@ -1,22 +1,38 @@
-"""Every loss of the model, once: value, derivative in the pre-activation, proximal map.
+"""Every loss of the model, once, as an object (docs/theory.md, Sec. 1).
 
-Notation (docs/theory.md, Sec. 1): for a loss ``l(h)`` (labels and soft labels are
-parameters) and a variance ``V > 0`` the proximal map is
+A loss is a frozen, field-less class (hashable: it is static configuration under ``jit``) whose
+methods take the pre-activation ``h`` first and then its labels: ``(y,)`` for the teacher's
+losses, ``(y, tau, a, T)`` for the KD loss.  From ``value`` and ``grad`` a loss gets everything
+the theory, the simulator and the regime checks need:
 
-    prox(omega) = argmin_h [ (h - omega)^2 / (2 V) + l(h) ],                 (1.1)
+* ``hess``: ``d^2 l / dh^2`` (default: forward-mode derivative of ``grad``);
+* ``prox(omega, V, *labels)``: the proximal map (1.1)
+  ``argmin_h [(h - omega)^2 / (2 V) + l(h)]``, the root of ``h - omega + V l'(h) = 0``
+  (default: safeguarded Newton in the bracket ``omega +- V bound`` with the implicit
+  derivative (1.2); closed forms override it);
+* ``channel(y, mean, sd, V, n, steps)``: quadrature nodes over the cavity field
+  ``omega ~ N(mean, sd^2)`` and its output ``h = prox(omega)`` (Sec. 1.3);
+* ``moments(y, mean, sd, V, config)``: the Gaussian averages ``E[f], E[f^2], E[D], E[loss]``
+  (closed forms where they exist);
+* ``recedes(h, *labels)``: whether the loss falls to its infimum along ``h -> c h, c -> inf``
+  (the direction in which a separable problem with no ridge has no finite minimiser);
+* ``zero_ridge``: what a unique finite minimiser needs without a ridge, ``"non_separable"``
+  data (the loss vanishes at infinity on the right side) or ``"overdetermined"`` systems
+  (``alpha > 1``: strictly convex, coercive losses such as the square loss).
 
-the root of ``h - omega + V l'(h) = 0``.  The square and hinge losses have closed forms;
-the logistic loss and the KD loss are solved by a fixed number of safeguarded Newton steps
-inside the bracket ``omega +- V sup|l'|`` and differentiated implicitly (``custom_jvp``),
-so derivatives of any order are exact and never unroll the Newton loop.
+A new loss is one subclass: ``value``, ``grad`` and ``bound`` (``sup |l'|``) suffice.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
+
+from . import _quadrature as quad
 
 
 def softplus(u):
@@ -24,56 +40,6 @@ def softplus(u):
     return jnp.logaddexp(0.0, u)
 
 
-# --------------------------------------------------------------------------- teacher losses
-def logistic(y, h):
-    """``log(1 + exp(-y h))``."""
-    return softplus(-y * h)
-
-
-def logistic_grad(y, h):
-    """``d/dh log(1 + exp(-y h)) = -y sigmoid(-y h)``; bounded by 1 in modulus."""
-    return -y * jax.nn.sigmoid(-y * h)
-
-
-def square(y, h):
-    """``(y - h)^2 / 2``."""
-    return 0.5 * (y - h) ** 2
-
-
-def square_grad(y, h):
-    return h - y
-
-
-def hinge(y, h):
-    """``max(0, 1 - y h)``."""
-    return jnp.maximum(0.0, 1.0 - y * h)
-
-
-def hinge_grad(y, h):
-    """A subgradient: ``-y`` where ``y h < 1``, else 0."""
-    return jnp.where(y * h < 1.0, -y, 0.0)
-
-
-# --------------------------------------------------------------------------- the KD loss
-def kd_loss(h, y, p, a, T):
-    """Student loss per sample (MODEL.md): ``a log(1+e^{-y h}) + (1-a) T^2 CE(p, sigmoid(h/T))``.
-
-    With ``CE(p, sigmoid(u)) = softplus(u) - p u``.
-    """
-    return a * logistic(y, h) + (1.0 - a) * T**2 * (softplus(h / T) - p * h / T)
-
-
-def kd_grad(h, y, p, a, T):
-    """``dL/dh = -a y sigmoid(-y h) + (1-a) T (sigmoid(h/T) - p)``, bounded by ``a + (1-a) T``."""
-    return a * logistic_grad(y, h) + (1.0 - a) * T * (jax.nn.sigmoid(h / T) - p)
-
-
-def soft_label(h_t, T):
-    """Teacher's soft label ``p = sigmoid(h_t / T)``."""
-    return jax.nn.sigmoid(h_t / T)
-
-
-# --------------------------------------------------------------------------- proximal maps
 def elementwise_derivative(fn, h):
     """``fn'(h)`` for an elementwise ``fn``."""
     return jax.jvp(fn, (h,), (jnp.ones_like(h),))[1]
@@ -84,14 +50,13 @@ def newton_prox(grad_fn, omega, V, bound, theta, steps):
     """Root of ``h - omega + V grad_fn(h, *theta) = 0`` for increasing ``grad_fn``, ``|grad_fn| <= bound``.
 
     Safeguarded Newton: the root lies in ``[omega - V bound, omega + V bound]``; a Newton
-    step leaving the current bracket is replaced by bisection.  At most ``steps`` steps,
-    stopping early once every residual is at round-off level; the derivative is implicit
-    (1.2), so the loop is never differentiated.
+    step leaving the current bracket, or not at least halving the last step, is replaced by
+    bisection.  At most ``steps`` steps, stopping early once every residual is at round-off
+    level; the derivative is implicit (1.2), so the loop is never differentiated.
     """
     g = lambda h: h - omega + V * grad_fn(h, *theta)
     dg = lambda h: elementwise_derivative(g, h)
     lo, hi = omega - V * bound, omega + V * bound
-    # Stop once every |g| is at round-off level of the terms it balances.
     tol = 16 * jnp.finfo(jnp.result_type(omega)).eps * (1.0 + jnp.abs(omega) + V * bound)
 
     def body(state):
@@ -100,8 +65,7 @@ def newton_prox(grad_fn, omega, V, bound, theta, steps):
         lo = jnp.where(gh < 0.0, h, lo)
         hi = jnp.where(gh > 0.0, h, hi)
         newton = h - gh / dgh
-        # Bisect when Newton leaves the bracket or does not at least halve the last step
-        # (Newton on a sigmoid at large V otherwise cycles inside the bracket).
+        # Newton on a sigmoid at large V otherwise cycles inside the bracket.
         slow = jnp.abs(2.0 * gh) > jnp.abs(dx_old * dgh)
         bisect = (newton <= lo) | (newton >= hi) | slow
         new = jnp.where(bisect, 0.5 * (lo + hi), newton)
@@ -129,36 +93,255 @@ def _newton_prox_jvp(grad_fn, steps, primals, tangents):
     return h, dh
 
 
-def _logistic_grad_h(h, y):
-    return logistic_grad(y, h)
+@dataclasses.dataclass(frozen=True)
+class Moments:
+    """Gaussian averages of a channel, per class: ``E[f], E[f^2], E[D], E[loss]``.
+
+    ``f = (h - omega) / V`` and ``D = -df/d omega = (1 - dh/d omega) / V`` at ``h = prox(omega)``.
+    """
+
+    f: jax.Array
+    f2: jax.Array
+    D: jax.Array
+    loss: jax.Array
 
 
-def prox_teacher(loss: str, y, omega, V, steps: int):
-    """Proximal map (1.1) of the teacher's loss with label ``y``."""
-    if loss == "square":
+@dataclasses.dataclass(frozen=True)
+class ChannelNodes:
+    """Quadrature over a cavity field ``omega ~ N(mean, sd^2)`` and its output ``h = prox(omega)``.
+
+    ``E g(omega, h) ~= sum w g(omega, h)``; ``slope = dh/d omega``.  Arrays ``(classes, n)``.
+    """
+
+    omega: jax.Array
+    h: jax.Array
+    slope: jax.Array
+    w: jax.Array
+
+
+def field_nodes(mean, sd, n: int):
+    """Nodes ``omega`` and weights over ``omega ~ N(mean, sd^2)``, refined where ``omega`` crosses 0."""
+    xi, w = quad.sinh_rule(-mean[..., 0] / sd, 1.0 / (1.0 + sd), n)
+    return mean + sd * xi, w
+
+
+@dataclasses.dataclass(frozen=True)
+class Loss:
+    """A per-sample loss ``l(h; labels)`` (see the module docstring for what it provides).
+
+    Subclasses define ``value`` and ``grad`` and the class attributes below.
+
+    bound: ``sup_h |l'(h)|`` (``None``: unbounded; the subclass then defines ``prox``);
+    curvature: ``sup_h l''(h)`` (sets the resolution of the output quadrature);
+    nodes: ``"output"`` places the channel's nodes in ``h`` (``omega = h + V l'(h)`` is
+    explicit), which follows a smooth loss on its own scale whatever ``V``; ``"field"`` places
+    them in ``omega`` (for piecewise-linear proximal maps);
+    zero_ridge: ``"non_separable"`` or ``"overdetermined"`` (module docstring);
+    minimiser: the simulator's algorithm, ``"newton"`` (needs ``hess``) or ``"interior_point"``.
+    """
+
+    name: ClassVar[str] = "loss"
+    bound: ClassVar[float | None] = None
+    curvature: ClassVar[float] = 1.0
+    nodes: ClassVar[str] = "output"
+    zero_ridge: ClassVar[str] = "non_separable"
+    minimiser: ClassVar[str] = "newton"
+
+    def value(self, h, y):
+        raise NotImplementedError
+
+    def grad(self, h, y):
+        raise NotImplementedError
+
+    def hess(self, h, *labels):
+        """``l''(h)`` by forward-mode differentiation of ``grad``."""
+        return elementwise_derivative(lambda u: self.grad(u, *labels), h)
+
+    def prox_bound(self, *labels):
+        """``sup |l'|`` for these labels (brackets the proximal map)."""
+        return self.bound
+
+    def prox(self, omega, V, *labels, steps: int = 100):
+        """Proximal map (1.1) by safeguarded Newton with the implicit derivative (1.2)."""
+        bound = jnp.broadcast_to(jnp.asarray(self.prox_bound(*labels), omega.dtype), omega.shape)
+        return newton_prox(self.grad, omega, V, bound, labels, steps)
+
+    def recedes(self, h, y):
+        """Per sample: ``l`` falls to its infimum along ``h -> c h`` (``y h > 0`` for a margin loss)."""
+        if self.zero_ridge == "non_separable":
+            return y * h > 0
+        return jnp.zeros(jnp.shape(h), bool)
+
+    def channel(self, y, mean, sd, V, n: int, steps: int) -> ChannelNodes:
+        """Nodes of the channel ``omega ~ N(mean, sd^2) -> h = prox(omega)`` (Sec. 1.3).
+
+        ``"output"`` nodes: ``E g = int g(omega(h), h) N(omega(h); mean, sd^2) omega'(h) dh``
+        by a sinh rule centred at ``h = 0`` over the ``h``-image of ``mean +- 10 sd``; no
+        proximal map is solved at the nodes.  ``"field"`` nodes: a sinh rule in ``omega``
+        refined where ``omega`` crosses 0.  No derivative flows through node placement.
+        """
+        if self.nodes == "field":
+            omega, w = field_nodes(mean, sd, n)
+            h, slope = jax.jvp(lambda o: self.prox(o, V, y, steps=steps), (omega,), (jnp.ones_like(omega),))
+            return ChannelNodes(omega=omega, h=h, slope=slope, w=w)
+        ends = jax.lax.stop_gradient(mean + sd * jnp.asarray([-10.0, 10.0], mean.dtype))
+        lo, hi = (self.prox(ends[:, i:i + 1], V, y, steps=steps)[:, 0] for i in (0, 1))
+        scale = jnp.minimum(1.0, sd / (1.0 + V * self.curvature))
+        h, dh = jax.lax.stop_gradient(quad.sinh_nodes(lo, hi, jnp.clip(0.0, lo, hi), scale, n))
+        jac = 1.0 + V * self.hess(h, y)
+        omega = h + V * self.grad(h, y)
+        w = dh * jac * quad.normal_pdf((omega - mean) / sd) / sd
+        return ChannelNodes(omega=omega, h=h, slope=1.0 / jac, w=w)
+
+    def moments(self, y, mean, sd, V, degree: int, steps: int) -> Moments:
+        """Moments of the channel by quadrature over ``channel`` nodes."""
+        nodes = self.channel(y, mean, sd, V, degree, steps)
+        f = (nodes.h - nodes.omega) / V
+        avg = lambda g: jnp.sum(nodes.w * g, axis=-1)
+        return Moments(f=avg(f), f2=avg(f**2), D=avg((1.0 - nodes.slope) / V), loss=avg(self.value(nodes.h, y)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Logistic(Loss):
+    """``log(1 + exp(-y h))``; ``|l'| <= 1``, ``l'' <= 1/4``."""
+
+    name: ClassVar[str] = "logistic"
+    bound: ClassVar[float] = 1.0
+    curvature: ClassVar[float] = 0.25
+
+    def value(self, h, y):
+        return softplus(-y * h)
+
+    def grad(self, h, y):
+        return -y * jax.nn.sigmoid(-y * h)
+
+    def hess(self, h, y):
+        return jax.nn.sigmoid(h) * jax.nn.sigmoid(-h)
+
+
+@dataclasses.dataclass(frozen=True)
+class Square(Loss):
+    """``(y - h)^2 / 2``: prox ``(omega + V y) / (1 + V)`` and Gaussian moments in closed form."""
+
+    name: ClassVar[str] = "square"
+    nodes: ClassVar[str] = "field"
+    zero_ridge: ClassVar[str] = "overdetermined"
+
+    def value(self, h, y):
+        return 0.5 * (y - h) ** 2
+
+    def grad(self, h, y):
+        return h - y
+
+    def hess(self, h, y):
+        return jnp.ones_like(h)
+
+    def prox(self, omega, V, y, steps: int = 100):
         return (omega + V * y) / (1.0 + V)
-    if loss == "hinge":
-        u = y * omega  # closed form by pieces of the margin u = y omega
+
+    def moments(self, y, mean, sd, V, degree: int, steps: int) -> Moments:
+        """``f = (y - omega) / (1 + V)`` is Gaussian: exact moments."""
+        k = 1.0 + V
+        mu = (y - mean)[:, 0] / k
+        var = (sd / k) ** 2
+        return Moments(f=mu, f2=mu**2 + var, D=jnp.broadcast_to(1.0 / k, mu.shape), loss=0.5 * (mu**2 + var))
+
+
+def _lower_tail(t):
+    """``E[(t - xi)^k ; xi < t]`` for ``k = 0, 1, 2``, ``xi ~ N(0, 1)``."""
+    Phi, phi = quad.normal_cdf(t), quad.normal_pdf(t)
+    return Phi, t * Phi + phi, (1.0 + t**2) * Phi + t * phi
+
+
+@dataclasses.dataclass(frozen=True)
+class Hinge(Loss):
+    """``max(0, 1 - y h)``: prox by pieces of the margin, moments in closed form."""
+
+    name: ClassVar[str] = "hinge"
+    bound: ClassVar[float] = 1.0
+    nodes: ClassVar[str] = "field"
+    minimiser: ClassVar[str] = "interior_point"
+
+    def value(self, h, y):
+        return jnp.maximum(0.0, 1.0 - y * h)
+
+    def grad(self, h, y):
+        """A subgradient: ``-y`` where ``y h < 1``, else 0."""
+        return jnp.where(y * h < 1.0, -y, 0.0)
+
+    def hess(self, h, y):
+        return jnp.zeros_like(h)
+
+    def prox(self, omega, V, y, steps: int = 100):
+        u = y * omega
         return jnp.where(u >= 1.0, omega, jnp.where(u >= 1.0 - V, y, omega + V * y))
-    if loss == "logistic":
-        return newton_prox(_logistic_grad_h, omega, V, jnp.ones_like(omega), (y,), steps)
-    raise ValueError(f"teacher loss must be one of logistic, square, hinge; got {loss!r}")
+
+    def moments(self, y, mean, sd, V, degree: int, steps: int) -> Moments:
+        """With the margin ``u = y omega ~ N(y mean, sd^2)``: ``f = 0`` for ``u >= 1``;
+        ``f = y (1 - u) / V``, ``D = 1/V`` for ``1 - V <= u < 1``; ``f = y`` and loss
+        ``1 - V - u`` for ``u < 1 - V``; each piece integrated in closed form."""
+        mu = y * mean
+        P1, G1, H1 = _lower_tail((1.0 - mu) / sd)  # u < 1
+        P3, G3, H3 = _lower_tail((1.0 - V - mu) / sd)  # u < 1 - V
+        one_minus_u = sd * G1 - (V * P3 + sd * G3)  # E[(1-u); 1-V <= u < 1]
+        one_minus_u2 = sd**2 * H1 - (V**2 * P3 + 2 * V * sd * G3 + sd**2 * H3)
+        yf = one_minus_u / V + P3
+        return Moments(f=(y * yf)[:, 0], f2=(one_minus_u2 / V**2 + P3)[:, 0], D=((P1 - P3) / V)[:, 0],
+                       loss=(sd * G3)[:, 0])
 
 
-def teacher_loss(loss: str):
-    """``(value, grad)`` of the teacher's loss as functions of ``(y, h)``."""
-    return {
-        "logistic": (logistic, logistic_grad),
-        "square": (square, square_grad),
-        "hinge": (hinge, hinge_grad),
-    }[loss]
+LOGISTIC, SQUARE, HINGE = Logistic(), Square(), Hinge()
+TEACHER_LOSSES = {loss.name: loss for loss in (LOGISTIC, SQUARE, HINGE)}
 
 
-def _kd_grad_h(h, y, p, a, T):
-    return kd_grad(h, y, p, a, T)
+def as_loss(loss) -> Loss:
+    """A ``Loss`` instance from itself or from one of the names ``logistic, square, hinge``."""
+    if isinstance(loss, Loss):
+        return loss
+    if isinstance(loss, type) and issubclass(loss, Loss):
+        return loss()
+    if isinstance(loss, str) and loss in TEACHER_LOSSES:
+        return TEACHER_LOSSES[loss]
+    shown = loss if isinstance(loss, str) else type(loss).__name__
+    raise ValueError(f"teacher loss must be one of {', '.join(TEACHER_LOSSES)} or a kdjax.Loss; got {shown!r}")
 
 
-def prox_kd(y, p, a, T, omega, V, steps: int):
-    """Proximal map (1.1) of the KD loss with hard label ``y`` and soft label ``p``."""
-    bound = a + (1.0 - a) * T
-    return newton_prox(_kd_grad_h, omega, V, bound, (y, p, a, T), steps)
+@dataclasses.dataclass(frozen=True)
+class KDLoss(Loss):
+    """The student's loss (MODEL.md): ``a log(1 + e^{-y h}) + (1 - a) T^2 CE(p, sigmoid(h / T))``.
+
+    Labels ``(y, tau, a, T)`` with the soft label ``p = sigmoid(tau)``, ``tau = h_t / T``.  The
+    cross-entropy is written with ``s = sign(tau)`` and the minority probability
+    ``pi = sigmoid(-|tau|)``, so that ``p`` never rounds to 0 or 1:
+    ``CE(p, sigmoid(v)) = softplus(v) - p v = softplus(-s v) + s pi v``.  ``|l'| <= a + (1 - a) T``.
+    """
+
+    name: ClassVar[str] = "kd"
+
+    def value(self, h, y, tau, a, T):
+        s, pi = jnp.where(tau >= 0, 1.0, -1.0), jax.nn.sigmoid(-jnp.abs(tau))
+        v = h / T
+        return a * LOGISTIC.value(h, y) + (1.0 - a) * T**2 * (softplus(-s * v) + s * pi * v)
+
+    def grad(self, h, y, tau, a, T):
+        """``-a y sigmoid(-y h) + (1 - a) T (sigmoid(h / T) - p)``."""
+        s, pi = jnp.where(tau >= 0, 1.0, -1.0), jax.nn.sigmoid(-jnp.abs(tau))
+        return a * LOGISTIC.grad(h, y) + (1.0 - a) * T * s * (pi - jax.nn.sigmoid(-s * h / T))
+
+    def hess(self, h, y, tau, a, T):
+        v = h / T
+        return a * LOGISTIC.hess(h, y) + (1.0 - a) * jax.nn.sigmoid(v) * jax.nn.sigmoid(-v)
+
+    def prox_bound(self, y, tau, a, T):
+        return a + (1.0 - a) * T
+
+    def recedes(self, h, y, tau, a, T):
+        """The zero-slope side of the loss along ``h -> c h``: only a hard label (``a = 1``) has one
+        when ``0 < p < 1``."""
+        s, pi = jnp.where(tau >= 0, 1.0, -1.0), jax.nn.sigmoid(-jnp.abs(tau))
+        slope_plus = a * (y < 0) + (1 - a) * jnp.where(s > 0, pi, 1 - pi)
+        slope_minus = a * (y > 0) + (1 - a) * jnp.where(s > 0, 1 - pi, pi)
+        return ((h > 0) & (slope_plus == 0)) | ((h < 0) & (slope_minus == 0))
+
+
+KD = KDLoss()

@@ -67,10 +67,10 @@ def gen_error(m, q, b, delta, rho):
     with ``m = w . v / N``, ``q = |w|^2 / N`` (``> 0``) and ``Phi`` the standard normal CDF.
     """
     _check_inputs(delta, rho, positive=[("q", q)], finite=[("m", m), ("b", b)])
-    return _gen_error(m, q, b, delta, rho)
+    return gen_error_unchecked(m, q, b, delta, rho)
 
 
-def _gen_error(m, q, b, delta, rho):
+def gen_error_unchecked(m, q, b, delta, rho):
     scale = jnp.sqrt(delta * q)
     return rho * ndtr(-(m + b) / scale) + (1.0 - rho) * ndtr(-(m - b) / scale)
 
@@ -184,10 +184,10 @@ def agreement(m_t, q_t, b_t, m_s, q_s, r, b_s, delta, rho):
     _check_inputs(delta, rho, positive=[("q_t", q_t), ("q_s", q_s)],
                   finite=[("m_t", m_t), ("b_t", b_t), ("m_s", m_s), ("r", r), ("b_s", b_s)])
     _check_cauchy_schwarz(r, q_t, q_s)
-    return _agreement(m_t, q_t, b_t, m_s, q_s, r, b_s, delta, rho)
+    return agreement_unchecked(m_t, q_t, b_t, m_s, q_s, r, b_s, delta, rho)
 
 
-def _agreement(m_t, q_t, b_t, m_s, q_s, r, b_s, delta, rho):
+def agreement_unchecked(m_t, q_t, b_t, m_s, q_s, r, b_s, delta, rho):
     """``agreement`` without the input checks (for the solvers' own, possibly unconverged, states)."""
     m_t, q_t, b_t, m_s, q_s, r, b_s, delta, rho = jnp.broadcast_arrays(
         m_t, q_t, b_t, m_s, q_s, r, b_s, delta, rho

@@ -10,14 +10,14 @@ every trial is a call of one cached compiled function.
 
 from __future__ import annotations
 
-import dataclasses
-
 from functools import lru_cache, partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+import equinox as eqx
 
 from ._params import Mixture, SolverConfig, Student, Teacher, check_integer, check_range
 from ._student import solve_student
@@ -40,8 +40,7 @@ def _from_free(name, u):
     return jnp.exp(u) if name in _LOG else jax.nn.sigmoid(u)
 
 
-@dataclasses.dataclass(frozen=True)
-class KDOptimum:
+class KDOptimum(eqx.Module):
     """Result of ``optimize_kd``.
 
     params: optimal values of the free hyperparameters; gen_error: the objective there;
@@ -97,15 +96,18 @@ def _lbfgs(memory_size: int):
     return lbfgs.init, jax.jit(lbfgs.update)
 
 
+# An equinox error raised inside ``jax.jit`` reaches Python as JAX's runtime error.
+_RUNTIME_ERRORS = (eqx.EquinoxRuntimeError,) + tuple(
+    e for e in (getattr(jax.errors, "JaxRuntimeError", None),) if e is not None)
+
+
 def _trial(evaluate, u):
     """``evaluate(u)``; a point where the implicit derivative fails (the linear system of the
-    implicit function theorem is singular or non-finite, which JAX reports by raising) is a
-    rejected trial, like an unconverged solve."""
+    implicit function theorem is singular or non-finite, which lineax reports by an equinox
+    runtime error) is a rejected trial, like an unconverged solve."""
     try:
         return evaluate(u)
-    except (ValueError, RuntimeError) as error:
-        if "linear solver" not in str(error):
-            raise
+    except _RUNTIME_ERRORS:
         return jnp.asarray(jnp.nan), jnp.full_like(u, jnp.nan)
 
 
@@ -201,7 +203,7 @@ def optimize_kd(
         if done:
             break
     m, t, s = (_concrete(o) for o in _setting(x, base, free))
-    final = solve_teacher(m, t, config) if objective == "teacher" else solve_student(m, t, s, config)
+    final = solve_teacher(m, t, config, throw=False) if objective == "teacher" else solve_student(m, t, s, config, throw=False)
     solves += 1
     return KDOptimum(
         params={n: float(_from_free(n, x[i])) for i, n in enumerate(free)},
@@ -217,16 +219,26 @@ def _concrete(obj):
     return None if obj is None else jax.tree_util.tree_map(float, obj)
 
 
-def best_teacher(mixture: Mixture, teacher: Teacher, student: Student, **kwargs) -> dict:
-    """The paper's question: the ``lam_t`` best for the teacher's own error vs best for its student.
+class BestTeacher(eqx.Module):
+    """Result of ``best_teacher``: the teacher's ridge best for its own error and best for its student.
 
-    Returns ``lam_t_teacher, teacher_error`` (teacher objective) and ``lam_t_student,
-    student_error`` (student objective, the student's hyperparameters held fixed).
+    lam_t_teacher, teacher_error: the teacher's own optimum; lam_t_student, student_error: the
+    optimum of the student's error (the student's hyperparameters held fixed); solves: both searches.
     """
+
+    lam_t_teacher: float
+    teacher_error: float
+    lam_t_student: float
+    student_error: float
+    solves: int
+
+
+def best_teacher(mixture: Mixture, teacher: Teacher, student: Student, **kwargs) -> BestTeacher:
+    """The paper's question: the ``lam_t`` best for the teacher's own error vs best for its student
+    (two ``optimize_kd`` searches over ``lam_t``; ``kwargs`` go to both)."""
     own = optimize_kd(mixture, teacher, student, ("lam_t",), objective="teacher", **kwargs)
     kd = optimize_kd(mixture, teacher, student, ("lam_t",), objective="student", **kwargs)
-    return {
-        "lam_t_teacher": own.params["lam_t"], "teacher_error": own.gen_error,
-        "lam_t_student": kd.params["lam_t"], "student_error": kd.gen_error,
-        "solves": own.solves + kd.solves,
-    }
+    return BestTeacher(
+        lam_t_teacher=own.params["lam_t"], teacher_error=own.gen_error,
+        lam_t_student=kd.params["lam_t"], student_error=kd.gen_error, solves=own.solves + kd.solves,
+    )

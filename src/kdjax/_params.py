@@ -1,7 +1,7 @@
-"""Model parameters as frozen dataclasses registered as JAX pytrees.
+"""Model parameters as equinox modules (frozen pytrees with static fields).
 
-Numbers are pytree leaves (differentiable, vmappable); names of losses and data modes are
-static metadata.  Constructors validate concrete (non-traced) values eagerly and raise a
+Numbers are pytree leaves (differentiable, vmappable); the teacher's loss (a ``kdjax.Loss``
+object), the data mode and the solver settings are static fields.  Constructors validate concrete (non-traced) values eagerly and raise a
 one-line ``ValueError`` naming the parameter and its allowed range (MODEL.md conventions).
 Numbers must be real (Python ``int``/``float``, numpy or JAX scalars or arrays of integer or
 floating dtype; not ``bool``); only JAX tracers skip the checks.  The ``check_*`` helpers are
@@ -11,15 +11,18 @@ shared with the other public entry points.
 from __future__ import annotations
 
 import dataclasses
+
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-LOSSES = ("logistic", "square", "hinge")
+from ._losses import Loss, as_loss
+
 STUDENT_DATA = ("same", "fresh")
 
 
-def _describe(value) -> str:
+def describe(value) -> str:
     """A one-line description of ``value`` for error messages."""
     if getattr(value, "ndim", 0):
         return f"an array of dtype {value.dtype} and shape {value.shape}"
@@ -41,7 +44,7 @@ def real_value(name: str, value):
     else:
         real = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not real:
-        raise ValueError(f"{name} must be a real number, got {_describe(value)}")
+        raise ValueError(f"{name} must be a real number, got {describe(value)}")
     return np.asarray(value, dtype=float)
 
 
@@ -66,14 +69,14 @@ def check_range(name: str, value, lo=None, hi=None, *, lo_open=True, hi_open=Tru
 def check_integer(name: str, value, lo: int) -> int:
     """``value`` as a Python ``int`` (numpy integers accepted, booleans not); ``ValueError`` unless ``>= lo``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {_describe(value)}")
+        raise ValueError(f"{name} must be an integer >= {lo}, got {describe(value)}")
     return int(value)
 
 
 def check_instance(name: str, value, cls) -> None:
     """Raise ``ValueError`` unless ``value`` is a ``cls`` (e.g. ``mixture must be a Mixture``)."""
     if not isinstance(value, cls):
-        raise ValueError(f"{name} must be a {cls.__name__}, got {_describe(value)}")
+        raise ValueError(f"{name} must be a {cls.__name__}, got {describe(value)}")
 
 
 def check_arguments(**named) -> None:
@@ -90,36 +93,22 @@ def check_arguments(**named) -> None:
 
 def check_choice(name: str, value, choices):
     if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {_describe(value)}")
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {describe(value)}")
 
 
-def _pytree(cls, meta=()):
-    """Register a frozen dataclass as a pytree whose unflattening skips validation.
+class Params(eqx.Module):
+    """Base of every parameter object: a frozen pytree, validated by its constructor.
 
-    JAX and equinox rebuild pytrees with tracers, booleans or ``None`` as leaves; those are
-    not user input, so reconstruction bypasses ``__init__`` (and ``__post_init__``).
+    JAX and equinox rebuild pytrees (with tracers, booleans or ``None`` as leaves) without
+    calling the constructor, so validation sees user input only.
     """
-    fields = [f.name for f in dataclasses.fields(cls)]
-    data = [f for f in fields if f not in meta]
 
-    def flatten(obj):
-        children = [(jax.tree_util.GetAttrKey(k), getattr(obj, k)) for k in data]
-        return children, tuple(getattr(obj, k) for k in meta)
-
-    def unflatten(aux, children):
-        obj = object.__new__(cls)
-        for k, v in zip(meta, aux):
-            object.__setattr__(obj, k, v)
-        for k, v in zip(data, children):
-            object.__setattr__(obj, k, v)
-        return obj
-
-    jax.tree_util.register_pytree_with_keys(cls, flatten, unflatten)
-    return cls
+    def replace(self, **changes):
+        """A copy with the named fields replaced (validated like a new object)."""
+        return dataclasses.replace(self, **changes)
 
 
-@dataclasses.dataclass(frozen=True)
-class Mixture:
+class Mixture(Params):
     """Binary Gaussian mixture ``x = y v / sqrt(N) + sqrt(delta) z`` with ``n = alpha N`` samples.
 
     alpha: samples per input dimension (> 0); delta: noise variance (> 0);
@@ -135,25 +124,22 @@ class Mixture:
         check_range("delta", self.delta, 0.0)
         check_range("rho", self.rho, 0.0, 1.0)
 
-    replace = dataclasses.replace
 
+class Teacher(Params):
+    """Ridge-regularised ERM on ground-truth labels: ``sum_i loss(y_i, h_i) + lam/2 |w|^2``.
 
-@dataclasses.dataclass(frozen=True)
-class Teacher:
-    """Ridge-regularised ERM on ground-truth labels: ``sum_i loss(y_i, h_i) + lam/2 |w|^2``."""
+    loss: a ``kdjax.Loss`` (class or instance) or one of the names ``logistic, square, hinge``;
+    stored as the loss object.  lam: the ridge ``lam_t >= 0``.
+    """
 
-    loss: str = "logistic"
+    loss: Loss = eqx.field(default="logistic", static=True, converter=as_loss)
     lam: float = 0.0
 
     def __post_init__(self):
-        check_choice("teacher loss", self.loss, LOSSES)
         check_range("lam_t", self.lam, 0.0, lo_open=False)
 
-    replace = dataclasses.replace
 
-
-@dataclasses.dataclass(frozen=True)
-class Student:
+class Student(Params):
     """Knowledge-distilled student (MODEL.md).
 
     gamma: fraction of the input coordinates the student sees, in (0, 1];
@@ -168,7 +154,7 @@ class Student:
     temperature: float = 1.0
     hard_weight: float = 0.0
     lam: float = 0.0
-    data: str = "same"
+    data: str = eqx.field(default="same", static=True)
     alpha: float | None = None
 
     def __post_init__(self):
@@ -184,11 +170,8 @@ class Student:
         elif self.alpha is not None and not isinstance(self.alpha, jax.core.Tracer):
             raise ValueError("alpha_s (Student.alpha) applies only to data='fresh'")
 
-    replace = dataclasses.replace
 
-
-@dataclasses.dataclass(frozen=True)
-class SolverConfig:
+class SolverConfig(Params):
     """Numerical settings of every theory solve (static).
 
     degree: quadrature nodes of 1-D Gaussian averages; degree_2d: nodes per dimension of the
@@ -198,12 +181,12 @@ class SolverConfig:
     damping: weight ``eta`` of the new iterate in ``x <- (1 - eta) x + eta F(x)``.
     """
 
-    degree: int = 128
-    degree_2d: int = 48
-    newton_steps: int = 100
-    tol: float = 1e-10
-    max_steps: int = 2000
-    damping: float = 0.5
+    degree: int = eqx.field(default=128, static=True)
+    degree_2d: int = eqx.field(default=48, static=True)
+    newton_steps: int = eqx.field(default=100, static=True)
+    tol: float = eqx.field(default=1e-10, static=True)
+    max_steps: int = eqx.field(default=2000, static=True)
+    damping: float = eqx.field(default=0.5, static=True)
 
     def __post_init__(self):
         # Static metadata: stored as Python scalars so that the config stays hashable.
@@ -213,16 +196,9 @@ class SolverConfig:
             value = getattr(self, name)
             arr = real_value(name, value)
             if arr is None or arr.ndim:
-                raise ValueError(f"{name} must be a real number (static), got {_describe(value)}")
+                raise ValueError(f"{name} must be a real number (static), got {describe(value)}")
             check_range(name, arr, 0.0, 1.0, hi_open=hi_open)
             object.__setattr__(self, name, float(arr))
 
-    replace = dataclasses.replace
 
-
-Mixture = _pytree(Mixture)
-Teacher = _pytree(Teacher, meta=("loss",))
-Student = _pytree(Student, meta=("data",))
-SolverConfig = _pytree(SolverConfig, meta=tuple(f.name for f in dataclasses.fields(SolverConfig)))
-
-__all__ = ["Mixture", "Teacher", "Student", "SolverConfig", "LOSSES", "STUDENT_DATA"]
+__all__ = ["Mixture", "Teacher", "Student", "SolverConfig", "STUDENT_DATA"]

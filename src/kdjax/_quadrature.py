@@ -13,8 +13,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-SQRT_TINY = 1e-300
-
 
 @lru_cache(maxsize=None)
 def _hermite(degree: int):
@@ -36,9 +34,21 @@ def gauss_hermite_2d(degree: int, dtype=None):
     return x1.ravel(), x2.ravel(), jnp.outer(w, w).ravel()
 
 
+@jax.custom_jvp
 def safe_sqrt(x):
-    """``sqrt(max(x, tiny))``: no NaN gradient at zero or at round-off negatives."""
-    return jnp.sqrt(jnp.maximum(x, SQRT_TINY))
+    """``sqrt(max(x, tiny))`` with ``tiny`` the dtype's smallest normal number, and a derivative
+    that is finite in every float dtype: ``1 / (2 sqrt(x))`` for ``x > tiny``, 0 below (round-off
+    negatives and exact zeros, e.g. a student that copies its teacher).
+    """
+    return jnp.sqrt(jnp.maximum(x, jnp.finfo(jnp.result_type(x, float)).tiny))
+
+
+@safe_sqrt.defjvp
+def _safe_sqrt_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
+    root = safe_sqrt(x)
+    inside = x > jnp.finfo(root.dtype).tiny
+    return root, jnp.where(inside, dx / (2.0 * root), 0.0)
 
 
 def normal_cdf(x):

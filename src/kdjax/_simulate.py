@@ -47,16 +47,17 @@ by default they raise ``ValueError`` naming the failure when any seed did not co
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import math
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._observables import _gen_error
-from ._params import Mixture, Student, Teacher, _describe, check_arguments, check_integer, check_range
+from ._losses import KD
+from ._observables import gen_error_unchecked
+from ._params import Mixture, Student, Teacher, check_arguments, check_integer, check_range, describe
 
 _LINE_SEARCH_STEPS = 60  # trial steps t = 2^-k, k < 60
 _ARMIJO = 1e-4
@@ -83,7 +84,7 @@ def _sem(x):
     return np.std(x, ddof=1) / math.sqrt(x.size) if x.size > 1 else np.nan
 
 
-class _Aggregates:
+class _Aggregates(eqx.Module):
     def mean(self, failed: str = "raise"):
         """Mean over seeds, as the same class with scalar leaves (see module docstring)."""
         return _aggregate(self, _mean, failed)
@@ -119,7 +120,6 @@ def _failures(label, converged, finite, lam_name):
     return msgs
 
 
-@dataclasses.dataclass(frozen=True)
 class TeacherSimulation(_Aggregates):
     """Per-seed results of the teacher experiment (arrays of shape ``(n_seeds,)``).
 
@@ -147,7 +147,6 @@ class TeacherSimulation(_Aggregates):
         return "; ".join(msgs) or "all seeds converged"
 
 
-@dataclasses.dataclass(frozen=True)
 class StudentSimulation(_Aggregates):
     """Per-seed results of the distillation experiment (arrays of shape ``(n_seeds,)``).
 
@@ -183,73 +182,28 @@ class StudentSimulation(_Aggregates):
         return "; ".join(msgs) or "all seeds converged"
 
 
-def _register(cls):
-    fields = [f.name for f in dataclasses.fields(cls)]
-    return jax.tree_util.register_dataclass(cls, data_fields=fields, meta_fields=[])
-
-
-TeacherSimulation = _register(TeacherSimulation)
-StudentSimulation = _register(StudentSimulation)
 
 
 # --------------------------------------------------------------------------- losses
-# Each returns per-sample (value, d/dh, d^2/dh^2) and a recession test (see module docstring).
 
 
-def _teacher_loss(loss, y):
-    if loss == "logistic":
+def _objective(loss, labels):
+    """Per-sample ``(value, d/dh, d^2/dh^2)`` and the recession test of ``loss`` (a ``kdjax.Loss``)
+    with its ``labels``: the very loss objects of the theory."""
 
-        def parts(h):
-            u = y * h
-            curvature = jax.nn.sigmoid(u) * jax.nn.sigmoid(-u)
-            return jax.nn.softplus(-u), -y * jax.nn.sigmoid(-u), curvature
-
-    elif loss == "square":
-
-        def parts(h):
-            return 0.5 * (y - h) ** 2, h - y, jnp.ones_like(h)
-
-    elif loss == "hinge":  # value only; minimised by _hinge_ipm
-
-        def parts(h):
-            return jnp.maximum(0.0, 1 - y * h), None, None
-
-    else:  # pragma: no cover - Teacher validates
-        raise ValueError(f"unknown teacher loss {loss!r}")
+    def parts(h):
+        return loss.value(h, *labels), loss.grad(h, *labels), loss.hess(h, *labels)
 
     def recession(h):
-        # with lam = 0, y h > 0 everywhere proves separability (no finite minimiser)
-        return jnp.all(y * h > 0) if loss != "square" else jnp.zeros((), bool)
+        # with lam = 0, every sample on its loss's zero-slope side proves there is no finite minimiser
+        return jnp.all(loss.recedes(h, *labels))
 
     return parts, recession
 
 
-def _student_loss(y, tau, a, T):
-    """a softplus(-y u) + (1-a) T^2 [softplus(u/T) - p u/T], p = sigmoid(tau), tau = h_t / T.
-
-    Written with the minority probability pi = sigmoid(-|tau|) and s = sign(tau) so that p never
-    rounds to 0 or 1:  softplus(u') - p u' = softplus(-s u') + s pi u'.
-    """
-    s = jnp.where(tau >= 0, 1.0, -1.0).astype(tau.dtype)
-    pi = jax.nn.sigmoid(-jnp.abs(tau))
-
-    def parts(u):
-        v = u / T
-        sig = jax.nn.sigmoid
-        soft = jax.nn.softplus(-s * v) + s * pi * v  # = CE(p, sigmoid(v)), exactly
-        value = a * jax.nn.softplus(-y * u) + (1 - a) * T**2 * soft
-        d1 = -a * y * sig(-y * u) + (1 - a) * T * s * (pi - sig(-s * v))
-        d2 = a * sig(u) * sig(-u) + (1 - a) * sig(v) * sig(-v)
-        return value, d1, d2
-
-    # asymptotic slopes of the per-sample loss as u -> +inf / -inf (up to the factor T)
-    slope_plus = a * (y < 0) + (1 - a) * jnp.where(s > 0, pi, 1 - pi)
-    slope_minus = a * (y > 0) + (1 - a) * jnp.where(s > 0, 1 - pi, pi)
-
-    def recession(u):
-        return jnp.all(((u > 0) & (slope_plus == 0)) | ((u < 0) & (slope_minus == 0)))
-
-    return parts, recession
+def _kd_labels(y, h_t, student, dtype):
+    T = jnp.asarray(student.temperature, dtype)
+    return y, h_t / T, jnp.asarray(student.hard_weight, dtype), T
 
 
 # --------------------------------------------------------------------------- solvers
@@ -425,16 +379,15 @@ def _design(x, d):
 def _fit_teacher(x, y, teacher, *, tol, max_steps):
     """Teacher ERM on (x, y); returns (theta = (w, b), grad_norm, converged, finite, n_steps)."""
     A = _design(x, x.shape[1])
-    if teacher.loss == "hinge":
+    if teacher.loss.minimiser == "interior_point":  # the hinge loss's QP
         return _hinge_ipm(A, y, teacher.lam, tol=tol, max_steps=max_steps)
-    parts, recession = _teacher_loss(teacher.loss, y)
+    parts, recession = _objective(teacher.loss, (y,))
     return _newton(A, parts, recession, teacher.lam, tol=tol, max_steps=max_steps)
 
 
 def _fit_student(x, y, h_t, student, N_s, *, tol, max_steps):
     """KD student on the first N_s coordinates of x, soft labels sigmoid(h_t / T)."""
-    T = jnp.asarray(student.temperature, x.dtype)
-    parts, recession = _student_loss(y, h_t / T, jnp.asarray(student.hard_weight, x.dtype), T)
+    parts, recession = _objective(KD, _kd_labels(y, h_t, student, x.dtype))
     return _newton(_design(x, N_s), parts, recession, student.lam, tol=tol, max_steps=max_steps)
 
 
@@ -461,10 +414,9 @@ def _teacher_run(key, mixture, teacher, N, n, tol, max_steps, dtype):
     w, b = theta[:-1], theta[-1]
     h = x @ w / math.sqrt(N) + b
     m, q = w @ v / N, w @ w / N
-    parts, _ = _teacher_loss(teacher.loss, y)
     fields = dict(
-        m=m, q=q, b=b, gen_error=_gen_error(m, q, b, delta, rho), train_error=_error(h, y),
-        train_loss=jnp.mean(parts(h)[0]), grad_norm=gnorm, converged=converged,
+        m=m, q=q, b=b, gen_error=gen_error_unchecked(m, q, b, delta, rho), train_error=_error(h, y),
+        train_loss=jnp.mean(teacher.loss.value(h, y)), grad_norm=gnorm, converged=converged,
         finite_minimiser=finite, n_steps=k,
     )
     ctx.update(h=h, w=w, b=b, m=m, q=q)
@@ -502,8 +454,6 @@ def _student_batch(
         w, b = theta[:-1], theta[-1]
         h = x[:, :N_s] @ w / math.sqrt(N) + b
         m, q, r = w @ v[:N_s] / N, w @ w / N, w_t[:N_s] @ w / N
-        T = jnp.asarray(student.temperature, dtype)
-        parts, _ = _student_loss(y, h_t / T, jnp.asarray(student.hard_weight, dtype), T)
 
         y_test, xi = _test_set(ctx["keys"]["test"], n_test, ctx["rho"], dtype)
         q_t = ctx["q"]
@@ -514,9 +464,9 @@ def _student_batch(
         agreement = jnp.mean((jnp.sign(h_s_test) == jnp.sign(h_t_test)).astype(dtype))
         return StudentSimulation(
             teacher=TeacherSimulation(test_error=_error(h_t_test, y_test), **t_fields),
-            m=m, q=q, r=r, b=b, gen_error=_gen_error(m, q, b, delta, ctx["rho"]),
+            m=m, q=q, r=r, b=b, gen_error=gen_error_unchecked(m, q, b, delta, ctx["rho"]),
             test_error=_error(h_s_test, y_test), train_error=_error(h, y),
-            train_loss=jnp.mean(parts(h)[0]), agreement=agreement, grad_norm=gnorm,
+            train_loss=jnp.mean(KD.value(h, *_kd_labels(y, h_t, student, dtype))), agreement=agreement, grad_norm=gnorm,
             converged=converged & t_fields["converged"], finite_minimiser=finite, n_steps=k,
         )
 
@@ -550,11 +500,11 @@ def _seed_keys(seeds):
         seeds = range(check_integer("seeds", seeds, 1))
     elif isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
         raise ValueError(f"seeds must be a count or a sequence of ints in [0, 2**32), "
-                         f"got {_describe(seeds)}")
+                         f"got {describe(seeds)}")
     seeds = [check_integer("seeds", s, 0) for s in seeds]
     if not seeds or max(seeds) >= 2**32:
         raise ValueError(f"seeds must be a non-empty sequence of ints in [0, 2**32), "
-                         f"got {_describe(seeds)}")
+                         f"got {describe(seeds)}")
     return jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds, dtype=jnp.uint32))
 
 
@@ -575,7 +525,7 @@ def _settings(n_features, n_test, tol, max_steps, **arguments):
         tol = max(1e-12, 100 * float(jnp.finfo(dtype).eps))
     check_range("tol", tol, 0.0, 1.0)
     if np.ndim(tol) or isinstance(tol, jax.core.Tracer):
-        raise ValueError(f"tol must be a single number, got {_describe(tol)}")
+        raise ValueError(f"tol must be a single number, got {describe(tol)}")
     return (check_integer("n_features", n_features, 1), check_integer("n_test", n_test, 1),
             float(tol), check_integer("max_steps", max_steps, 1), dtype)
 

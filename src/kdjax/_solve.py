@@ -5,13 +5,14 @@ a damped iteration ``x <- x + eta (F(x) - x)`` whose stopping test reads the *un
 residual ``|F(x) - x|`` (so damping never hides a large residual), then polishes the result
 by Newton's method on ``F(x) - x``.  Derivatives with respect to ``args`` come from the
 implicit function theorem at the solution (``optimistix.ImplicitAdjoint``): nothing is
-unrolled.  Failure is reported through ``converged`` and ``result`` fields, never raised
-inside ``jit``/``vmap``.
+unrolled.  The state is any pytree of scalars (a named ``TeacherState``/``StudentState``);
+the driver works on its flat vector.  Failure is reported through a result code
+(``RESULTS``), never raised inside ``jit``/``vmap`` by the driver itself: the public solves
+raise on it when ``throw=True``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -19,8 +20,22 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optimistix as optx
+from jax.flatten_util import ravel_pytree
 
 from ._params import SolverConfig
+
+
+class RESULTS(eqx.Enumeration):
+    """Result codes of every kdjax solve (``result`` field of a solution; 0 is success)."""
+
+    successful = ""
+    max_steps = ("the fixed point did not converge within SolverConfig.max_steps iterations "
+                 "(raise max_steps or lower damping)")
+    nonfinite = "the fixed-point iteration reached a non-finite state"
+    inadmissible = "the fixed point lies outside the admissible states (a response V <= 0)"
+    no_finite_minimiser = ("the objective has no finite minimiser in this regime "
+                           "(kdjax.has_finite_minimiser; the eager check names it)")
+    teacher_failed = "the previous generation (the teacher) did not solve, so the soft labels are undefined"
 
 
 class _DampedState(eqx.Module):
@@ -63,26 +78,25 @@ class DampedIteration(optx.AbstractFixedPointSolver):
         return y, aux, {}
 
 
-@dataclasses.dataclass(frozen=True)
-class FixedPoint:
-    """Solution ``x`` with its undamped residual ``max |F(x) - x|``, iterations and flag."""
+class FixedPoint(eqx.Module):
+    """Solution ``x`` (a state pytree) with its undamped residual ``max |F(x) - x|``, the
+    iterations used and its result code."""
 
-    x: jax.Array
+    x: Any
     residual: jax.Array
     iterations: jax.Array
-    converged: jax.Array
+    result: RESULTS
 
-
-jax.tree_util.register_dataclass(
-    FixedPoint, data_fields=["x", "residual", "iterations", "converged"], meta_fields=[]
-)
+    @property
+    def converged(self):
+        return self.result == RESULTS.successful
 
 
 def solve_fixed_point(
-    F: Callable[[jax.Array, Any], jax.Array], x0, args, config: SolverConfig,
-    valid: Callable[[jax.Array], jax.Array] = lambda x: jnp.asarray(True),
-):
-    """Solve ``x = F(x, args)``; differentiable in ``args`` by the implicit function theorem.
+    F: Callable[[Any, Any], Any], x0, args, config: SolverConfig,
+    valid: Callable[[Any], jax.Array] = lambda x: jnp.asarray(True),
+) -> FixedPoint:
+    """Solve ``x = F(x, args)`` for a state pytree ``x``; differentiable in ``args`` (implicit).
 
     Stage 1: damped iteration from ``x0`` to a loose tolerance, keeping the best iterate (a
     fixed point that is unstable for the iteration is still a good start for stage 2); no
@@ -92,18 +106,21 @@ def solve_fixed_point(
     when Newton succeeded).  Stages 2 and 3 carry ``ImplicitAdjoint``.
     ``valid(x)`` marks the admissible states (e.g. a positive response ``V``): the equations
     can have spurious roots outside, which Newton's method may find; such a root is never
-    taken over the damped iterate and never reported converged.
-    ``converged`` is true only when the undamped residual at the returned point is finite
-    and below ``config.tol`` (in the mixed abs/rel scale) and the point is valid.
+    taken over the damped iterate and never reported successful.
+    ``result`` is ``successful`` only when the undamped residual at the returned point is
+    finite and below ``config.tol`` (in the mixed abs/rel scale) and the point is valid;
+    otherwise ``nonfinite``, ``inadmissible`` or ``max_steps``.
     """
-    fn = lambda x, a: F(x, a)
+    flat0, unravel = ravel_pytree(x0)
+    fn = lambda x, a: ravel_pytree(F(unravel(x), a))[0]
+    ok = lambda x: valid(unravel(x))
     damped = lambda tol: optx.BestSoFarFixedPoint(DampedIteration(rtol=tol, atol=tol, damping=config.damping))
     loose = max(config.tol**0.5, 1e-6)
     warm = optx.fixed_point(
-        fn, damped(loose), x0, jax.lax.stop_gradient(args),
+        fn, damped(loose), flat0, jax.lax.stop_gradient(args),
         max_steps=config.max_steps, throw=False, adjoint=optx.RecursiveCheckpointAdjoint(),
     )
-    start = jax.lax.stop_gradient(jnp.where(jnp.all(jnp.isfinite(warm.value)), warm.value, x0))
+    start = jax.lax.stop_gradient(jnp.where(jnp.all(jnp.isfinite(warm.value)), warm.value, flat0))
     polish = optx.fixed_point(
         fn, optx.Newton(rtol=config.tol, atol=config.tol), start, args,
         max_steps=64, throw=False, adjoint=optx.ImplicitAdjoint(),
@@ -111,17 +128,53 @@ def solve_fixed_point(
     # Where Newton fails (a fixed point at which F is only Lipschitz, e.g. a student that
     # copies its teacher), the damped iteration carries on from the better of the two to the
     # full tolerance; where Newton succeeded this stage stops after one step.
-    gap = lambda x: jnp.max(jnp.abs(F(x, jax.lax.stop_gradient(args)) - x))
-    newton_ok = jnp.all(jnp.isfinite(polish.value)) & valid(polish.value) & (gap(polish.value) <= gap(start))
+    gap = lambda x: jnp.max(jnp.abs(fn(x, jax.lax.stop_gradient(args)) - x))
+    newton_ok = jnp.all(jnp.isfinite(polish.value)) & ok(polish.value) & (gap(polish.value) <= gap(start))
     restart = jax.lax.stop_gradient(jnp.where(newton_ok, polish.value, start))
     final = optx.fixed_point(
         fn, damped(config.tol), restart, args,
         max_steps=config.max_steps, throw=False, adjoint=optx.ImplicitAdjoint(),
     )
     x = final.value
-    gap = jax.lax.stop_gradient(F(x, args) - x)
-    scaled = jnp.max(jnp.abs(gap) / (config.tol + config.tol * jnp.abs(x)))
-    residual = jnp.max(jnp.abs(gap))
-    converged = jnp.isfinite(residual) & (scaled <= 1.0) & valid(x)
+    step = jax.lax.stop_gradient(fn(x, args) - x)
+    scaled = jnp.max(jnp.abs(step) / (config.tol + config.tol * jnp.abs(x)))
+    residual = jnp.max(jnp.abs(step))
+    finite = jnp.isfinite(residual) & jnp.all(jnp.isfinite(x))
+    result = RESULTS.where(finite, RESULTS.successful, RESULTS.nonfinite)
+    result = RESULTS.where(finite & ~ok(x), RESULTS.inadmissible, result)
+    result = RESULTS.where(finite & ok(x) & ~(scaled <= 1.0), RESULTS.max_steps, result)
     iterations = warm.stats["num_steps"] + polish.stats["num_steps"] + final.stats["num_steps"]
-    return FixedPoint(x=x, residual=residual, iterations=iterations, converged=converged)
+    return FixedPoint(x=unravel(x), residual=residual, iterations=iterations, result=result)
+
+
+class SolveError(RuntimeError):
+    """A solve with ``throw=True`` that did not succeed; ``.result`` holds its ``RESULTS`` code."""
+
+    def __init__(self, message: str, result=None):
+        super().__init__(message)
+        self.result = result
+
+
+def is_concrete(*trees) -> bool:
+    """Whether every leaf of ``trees`` is a concrete value (not a JAX tracer)."""
+    return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(trees))
+
+
+def message(result) -> str:
+    """The text of a concrete ``RESULTS`` code."""
+    return RESULTS[result]
+
+
+def raise_if_failed(solution, what: str):
+    """Raise ``SolveError`` naming ``what`` and the reason unless ``solution.result`` is successful.
+
+    Concrete solutions get a message with the residual; traced ones raise at run time
+    (``equinox`` runtime error with the code's text) and are returned unchanged otherwise.
+    """
+    result = solution.result
+    if not is_concrete(result._value):
+        return result.error_if(solution, result != RESULTS.successful)
+    if result != RESULTS.successful:
+        detail = f" (residual {float(solution.residual):.3g})" if result == RESULTS.max_steps else ""
+        raise SolveError(f"the {what} fixed point did not converge: {message(result)}{detail}", result)
+    return solution

@@ -7,7 +7,6 @@ grid is their Cartesian product.  Every point carries its own ``converged`` and
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from functools import partial
 from collections.abc import Callable, Mapping
@@ -18,6 +17,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ._params import Mixture, SolverConfig, Student, Teacher, check_instance, check_integer, real_value
+from ._student import solve_student
+from ._teacher import solve_teacher
 
 #: flat name -> (which object, which field)
 PARAMETERS = {
@@ -45,33 +46,15 @@ def with_values(mixture: Mixture, teacher: Teacher, student: Student | None, val
         which, field = PARAMETERS[name]
         if objs[which] is None:
             raise ValueError(f"parameter {name!r} needs a student")
-        objs[which] = dataclasses.replace(objs[which], **{field: value})
+        objs[which] = objs[which].replace(**{field: value})
     return objs["mixture"], objs["teacher"], objs["student"]
 
 
-def solve(mixture, teacher, student=None, config: SolverConfig = SolverConfig(), separability: bool = True):
-    """The raw (traceable) solve: the teacher, or the student with its teacher.
-
-    ``separability=False`` (static): no point needs a separability threshold (every ``lam_t > 0``,
-    and every student has ``lam_s > 0`` or ``a < 1``), see ``needs_separability``."""
-    from ._student import _solve_student_pair
-    from ._teacher import solve_teacher_raw
-
+def solve(mixture, teacher, student=None, config: SolverConfig = SolverConfig()):
+    """The teacher, or the student with its teacher, at one setting (traceable, ``throw=False``)."""
     if student is None:
-        return solve_teacher_raw(mixture, teacher, config, separability)
-    return _solve_student_pair(mixture, teacher, student, config, separability)
-
-
-def needs_separability(mixture, teacher, student, values: Mapping) -> bool:
-    """Whether some point of ``values`` (name -> concrete array) needs a separability threshold
-    to tell if it has a finite minimiser: an unregularised logistic/hinge teacher, or an
-    unregularised student on hard labels only."""
-    get = lambda name, obj, field: np.asarray(values.get(name, getattr(obj, field)), dtype=float)
-    needs = teacher.loss != "square" and bool(np.any(get("lam_t", teacher, "lam") <= 0))
-    if student is not None:
-        hard = get("hard_weight", student, "hard_weight") >= 1.0
-        needs |= bool(np.any((get("lam_s", student, "lam") <= 0) & hard))
-    return needs
+        return solve_teacher(mixture, teacher, config, throw=False)
+    return solve_student(mixture, teacher, student, config, throw=False)
 
 
 def grid_points(grid: Mapping[str, object]) -> tuple[dict[str, np.ndarray], tuple[int, ...]]:
@@ -91,8 +74,8 @@ def grid_points(grid: Mapping[str, object]) -> tuple[dict[str, np.ndarray], tupl
     return dict(zip(axes, flat)), shape
 
 
-@partial(jax.jit, static_argnames=("config", "batch_size", "separability"))
-def _solve_points(base, values, *, config, batch_size, separability):
+@partial(jax.jit, static_argnames=("config", "batch_size"))
+def _solve_points(base, values, *, config, batch_size):
     """``solve`` at every point of ``values`` (name -> ``(devices, points per device)``).
 
     The leading axis, sharded one row per device, is ``vmap``-ed (so that each device
@@ -100,7 +83,7 @@ def _solve_points(base, values, *, config, batch_size, separability):
     under ``vmap``.  Compiled once per (parameter structure, grid names, shapes, config,
     batch size) and reused by every later sweep of that shape.
     """
-    point = lambda v: solve(*with_values(*base, v), config, separability)
+    point = lambda v: solve(*with_values(*base, v), config)
     return jax.vmap(lambda row: jax.lax.map(point, row, batch_size=batch_size))(values)
 
 
@@ -155,7 +138,6 @@ def sweep(
     mesh = Mesh(np.asarray(devices), ("points",))
     sharding = NamedSharding(mesh, PartitionSpec("points"))
     base = (mixture, teacher, student)
-    separability = needs_separability(mixture, teacher, student, flat)
 
     dtype = jnp.result_type(float)
     pieces = []
@@ -165,7 +147,7 @@ def sweep(
         for name, arr in flat.items():
             part = np.resize(arr[start:stop], chunk).reshape(k, chunk // k)  # padded by repetition
             values[name] = jax.device_put(jnp.asarray(part, dtype), sharding)
-        out = _solve_points(base, values, config=config, batch_size=batch, separability=separability)
+        out = _solve_points(base, values, config=config, batch_size=batch)
         unrow = lambda x, m=stop - start: np.asarray(x).reshape((chunk,) + x.shape[2:])[:m]
         pieces.append(jax.tree_util.tree_map(unrow, out))
         if progress is not None:
