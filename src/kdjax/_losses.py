@@ -29,10 +29,11 @@ import dataclasses
 from functools import partial
 from typing import ClassVar
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from . import _quadrature as quad
+from ._quadrature import normal_cdf, normal_pdf, sinh_nodes, sinh_rule
 
 
 def softplus(u):
@@ -93,8 +94,7 @@ def _newton_prox_jvp(grad_fn, steps, primals, tangents):
     return h, dh
 
 
-@dataclasses.dataclass(frozen=True)
-class Moments:
+class Moments(eqx.Module):
     """Gaussian averages of a channel, per class: ``E[f], E[f^2], E[D], E[loss]``.
 
     ``f = (h - omega) / V`` and ``D = -df/d omega = (1 - dh/d omega) / V`` at ``h = prox(omega)``.
@@ -106,8 +106,7 @@ class Moments:
     loss: jax.Array
 
 
-@dataclasses.dataclass(frozen=True)
-class ChannelNodes:
+class ChannelNodes(eqx.Module):
     """Quadrature over a cavity field ``omega ~ N(mean, sd^2)`` and its output ``h = prox(omega)``.
 
     ``E g(omega, h) ~= sum w g(omega, h)``; ``slope = dh/d omega``.  Arrays ``(classes, n)``.
@@ -121,7 +120,7 @@ class ChannelNodes:
 
 def field_nodes(mean, sd, n: int):
     """Nodes ``omega`` and weights over ``omega ~ N(mean, sd^2)``, refined where ``omega`` crosses 0."""
-    xi, w = quad.sinh_rule(-mean[..., 0] / sd, 1.0 / (1.0 + sd), n)
+    xi, w = sinh_rule(-mean[..., 0] / sd, 1.0 / (1.0 + sd), n)
     return mean + sd * xi, w
 
 
@@ -187,10 +186,10 @@ class Loss:
         ends = jax.lax.stop_gradient(mean + sd * jnp.asarray([-10.0, 10.0], mean.dtype))
         lo, hi = (self.prox(ends[:, i:i + 1], V, y, steps=steps)[:, 0] for i in (0, 1))
         scale = jnp.minimum(1.0, sd / (1.0 + V * self.curvature))
-        h, dh = jax.lax.stop_gradient(quad.sinh_nodes(lo, hi, jnp.clip(0.0, lo, hi), scale, n))
+        h, dh = jax.lax.stop_gradient(sinh_nodes(lo, hi, jnp.clip(0.0, lo, hi), scale, n))
         jac = 1.0 + V * self.hess(h, y)
         omega = h + V * self.grad(h, y)
-        w = dh * jac * quad.normal_pdf((omega - mean) / sd) / sd
+        w = dh * jac * normal_pdf((omega - mean) / sd) / sd
         return ChannelNodes(omega=omega, h=h, slope=1.0 / jac, w=w)
 
     def moments(self, y, mean, sd, V, degree: int, steps: int) -> Moments:
@@ -249,7 +248,7 @@ class Square(Loss):
 
 def _lower_tail(t):
     """``E[(t - xi)^k ; xi < t]`` for ``k = 0, 1, 2``, ``xi ~ N(0, 1)``."""
-    Phi, phi = quad.normal_cdf(t), quad.normal_pdf(t)
+    Phi, phi = normal_cdf(t), normal_pdf(t)
     return Phi, t * Phi + phi, (1.0 + t**2) * Phi + t * phi
 
 

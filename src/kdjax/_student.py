@@ -37,7 +37,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from . import _quadrature as quad
+from ._quadrature import bisect_root, class_average, gauss_hermite, gauss_legendre, labels, normal_cdf, normal_pdf, safe_sqrt, sinh_rule
 from ._losses import KD
 from ._observables import agreement_unchecked, gen_error_unchecked
 from ._params import Mixture, SolverConfig, Student, Teacher, check_arguments, check_instance
@@ -103,29 +103,29 @@ class _Nodes:
 
     def __init__(self, x: StudentState, t: TeacherState, mixture, teacher, student, config):
         K = config.degree_2d
-        self.y = y = quad.labels(jnp.result_type(x.m))
+        self.y = y = labels(jnp.result_type(x.m))
         sd = jnp.sqrt(mixture.delta)
-        self.slope = x.r / quad.safe_sqrt(t.q)
-        self.cond_sd = quad.safe_sqrt(x.sigma2)
+        self.slope = x.r / safe_sqrt(t.q)
+        self.cond_sd = safe_sqrt(x.sigma2)
         self.mean_s = y * x.m + x.b
-        self.mean_t, self.sd_t = y * t.m + t.b, sd * quad.safe_sqrt(t.q)
+        self.mean_t, self.sd_t = y * t.m + t.b, sd * safe_sqrt(t.q)
         if student.data == "same":
             c = teacher.loss.channel(y, self.mean_t, self.sd_t, t.V, K, config.newton_steps)
             omega_t, h_t, dh_t, w1 = c.omega, c.h, c.slope, c.w
         else:
-            xi, w1 = quad.sinh_rule(-self.mean_t[:, 0] / self.sd_t, 1.0 / (1.0 + self.sd_t), K)
+            xi, w1 = sinh_rule(-self.mean_t[:, 0] / self.sd_t, 1.0 / (1.0 + self.sd_t), K)
             omega_t = h_t = self.mean_t + self.sd_t * xi
             dh_t = jnp.ones_like(h_t)
         xi1 = (omega_t - self.mean_t) / self.sd_t
         mean2 = self.mean_s + sd * self.slope * xi1  # (2, K): student's field given xi1
-        xi2, w2 = quad.gauss_hermite(K, self.y.dtype)  # exact as the conditional noise vanishes
+        xi2, w2 = gauss_hermite(K, self.y.dtype)  # exact as the conditional noise vanishes
         self.w = (w1[:, :, None] * w2).reshape(2, K * K)
         tile = lambda a: jnp.broadcast_to(a[:, :, None], (2, K, K)).reshape(2, K * K)
         self.omega_t, self.h_t, self.dh_t = tile(omega_t), tile(h_t), tile(dh_t)
         self.omega_s = (mean2[:, :, None] + sd * self.cond_sd * xi2).reshape(2, K * K)
 
     def mean(self, g, rho):
-        return quad.class_average(rho, jnp.sum(self.w * g, axis=-1))
+        return class_average(rho, jnp.sum(self.w * g, axis=-1))
 
 
 def teacher_output(omega_t, y, t: TeacherState, teacher: Teacher, student: Student, config):
@@ -220,13 +220,13 @@ def _train_error(x: StudentState, t: TeacherState, mixture, teacher, student, co
 
     L = 12.0
     lo, hi = jnp.full((2, 1), -L, y.dtype), jnp.full((2, 1), L, y.dtype)
-    cut = quad.bisect_root(margin, lo, hi)
+    cut = bisect_root(margin, lo, hi)
     total = 0.0
     for a, b in ((lo, cut), (cut, hi)):
-        xi1, w = quad.gauss_legendre(a[:, 0], b[:, 0], config.degree)
-        wrong = quad.normal_cdf(margin(xi1) / (sd * nodes.cond_sd))
-        total = total + jnp.sum(w * quad.normal_pdf(xi1) * wrong, axis=-1)
-    return quad.class_average(mixture.rho, total)
+        xi1, w = gauss_legendre(a[:, 0], b[:, 0], config.degree)
+        wrong = normal_cdf(margin(xi1) / (sd * nodes.cond_sd))
+        total = total + jnp.sum(w * normal_pdf(xi1) * wrong, axis=-1)
+    return class_average(mixture.rho, total)
 
 
 def student_observables(x: StudentState, t: TeacherState, mixture, teacher, student, config):

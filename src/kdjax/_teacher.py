@@ -21,7 +21,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from . import _quadrature as quad
+from ._quadrature import class_average, labels, normal_cdf, safe_sqrt
 from ._observables import gen_error_unchecked
 from ._params import Mixture, SolverConfig, Teacher, check_arguments, check_instance
 from ._regimes import check_teacher, has_finite_minimiser
@@ -67,8 +67,8 @@ class TeacherResult(eqx.Module):
 
 def _fields(x: TeacherState, mixture: Mixture):
     """Labels ``(+1, -1)``, cavity means ``y m + b`` and the cavity width ``sqrt(delta q)``."""
-    y = quad.labels(jnp.result_type(x.m))
-    return y, y * x.m + x.b, quad.safe_sqrt(mixture.delta * x.q)
+    y = labels(jnp.result_type(x.m))
+    return y, y * x.m + x.b, safe_sqrt(mixture.delta * x.q)
 
 
 def _moments(x: TeacherState, mixture: Mixture, teacher: Teacher, config: SolverConfig):
@@ -80,7 +80,7 @@ def teacher_map(x: TeacherState, args) -> TeacherState:
     """One application of the saddle-point map ``F`` of (2.2)-(2.4)."""
     mixture, teacher, config = args
     y, mo = _moments(x, mixture, teacher, config)
-    avg = lambda g: quad.class_average(mixture.rho, g)
+    avg = lambda g: class_average(mixture.rho, g)
     m_hat = mixture.alpha * avg(y[:, 0] * mo.f)
     q_hat = mixture.alpha * mixture.delta * avg(mo.f2)
     V_hat = mixture.alpha * mixture.delta * avg(mo.D)
@@ -101,8 +101,8 @@ def teacher_observables(x: TeacherState, mixture: Mixture, teacher: Teacher, con
     _, mo = _moments(x, mixture, teacher, config)
     # y h < 0  <=>  y omega < -V c0 with c0 = -y l'(0) (the prox is increasing)
     c0 = -y * teacher.loss.grad(jnp.zeros_like(y), y)
-    train_err = quad.normal_cdf((-x.V * c0 - y * mean) / sd)[:, 0]
-    avg = lambda g: quad.class_average(mixture.rho, g)
+    train_err = normal_cdf((-x.V * c0 - y * mean) / sd)[:, 0]
+    avg = lambda g: class_average(mixture.rho, g)
     return gen_error_unchecked(x.m, x.q, x.b, mixture.delta, mixture.rho), avg(train_err), avg(mo.loss)
 
 

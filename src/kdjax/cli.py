@@ -141,20 +141,20 @@ def cmd_solve(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from . import _validate as validate
+    from ._validate import FINITE_SIZE, Z_MAX, format_rows, kd_panel, run_panel, teacher_panel
 
     quick = args.quick
     n = args.n_features or (500 if quick else 1000)
     seeds = args.seeds or (4 if quick else 8)
     progress = lambda i, k, name: print(f"[{i}/{k}] {name}", file=sys.stderr, flush=True)
     rows = []
-    for title, panel in (("teacher", validate.teacher_panel(quick)), ("knowledge distillation", validate.kd_panel(quick))):
+    for title, panel in (("teacher", teacher_panel(quick)), ("knowledge distillation", kd_panel(quick))):
         print(f"== {title} panel, N = {n}, {seeds} seeds ==", file=sys.stderr)
-        rows.extend(validate.run_panel(panel, n, seeds, progress))
-    print(validate.format_rows(rows))
+        rows.extend(run_panel(panel, n, seeds, progress))
+    print(format_rows(rows))
     bad = [r for r in rows if not r.ok]
     print(f"\n{len(rows) - len(bad)} of {len(rows)} rows within tolerance "
-          f"({validate.Z_MAX:g} s.e.m. + finite-size allowance {validate.FINITE_SIZE:g} (|theory| + 1) 1000/N)")
+          f"({Z_MAX:g} s.e.m. + finite-size allowance {FINITE_SIZE:g} (|theory| + 1) 1000/N)")
     return 1 if bad else 0
 
 
