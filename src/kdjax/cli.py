@@ -115,18 +115,21 @@ def _as_dict(result, fields):
 
 
 def cmd_solve(args) -> int:
+    from ._regimes import check_student, check_teacher
+    from ._solve import message
     from ._student import solve_student
     from ._teacher import solve_teacher
 
     mixture, teacher, student = _model(args)
+    check_teacher(mixture, teacher)  # regimes without a finite minimiser: one line, exit 2
     if student is None:
-        t = solve_teacher(mixture, teacher)
-        payload = {"teacher": _as_dict(t, TEACHER_FIELDS)}
-        ok = bool(t.converged)
+        t = solve_teacher(mixture, teacher, throw=False)
+        payload, result = {"teacher": _as_dict(t, TEACHER_FIELDS)}, t.result
     else:
-        s = solve_student(mixture, teacher, student)
+        check_student(mixture, student)
+        s = solve_student(mixture, teacher, student, throw=False)
         payload = {"teacher": _as_dict(s.teacher, TEACHER_FIELDS), "student": _as_dict(s, STUDENT_FIELDS)}
-        ok = bool(s.converged)
+        result = s.teacher.result if not bool(s.teacher.converged) else s.result
     if args.json:
         print(json.dumps(payload))
     else:
@@ -134,8 +137,8 @@ def cmd_solve(args) -> int:
             print(who)
             for k, v in values.items():
                 print(f"  {k:12s} {v}")
-    if not ok:
-        print("kdjax: the fixed point did not converge", file=sys.stderr)
+    if not all(values["converged"] for values in payload.values()):
+        print(f"kdjax: the fixed point did not converge: {message(result)}", file=sys.stderr)
         return 1
     return 0
 
