@@ -2,7 +2,7 @@
 
 The free hyperparameters are optimised in unconstrained coordinates: ``log`` for positive
 ones (``lam_t, temperature, lam_s, alpha, delta, alpha_s``), ``logit`` for those in (0, 1)
-(``hard_weight, rho``) and ``gamma`` in (0, 1].  Each objective evaluation is one solve of
+(``hard_weight, rho``), ``gamma`` in (0, 1] and ``logit(2 eta)`` for ``label_noise``.  Each objective evaluation is one solve of
 both fixed points; its gradient comes from the implicit function theorem (no unrolling).
 The quasi-Newton directions are optax's L-BFGS; the line search runs on the host, so that
 every trial is a call of one cached compiled function.
@@ -32,12 +32,14 @@ _FLOOR = 1e-6  # starting values on the closed edge (lam = 0, a in {0, 1}) are m
 def _to_free(name, value):
     if name in _LOG:
         return jnp.log(jnp.maximum(value, _FLOOR))
-    p = jnp.clip(value, _FLOOR, 1.0 - _FLOOR)
+    p = jnp.clip(2.0 * value if name == "label_noise" else value, _FLOOR, 1.0 - _FLOOR)
     return jnp.log(p) - jnp.log1p(-p)
 
 
 def _from_free(name, u):
-    return jnp.exp(u) if name in _LOG else jax.nn.sigmoid(u)
+    if name in _LOG:
+        return jnp.exp(u)
+    return 0.5 * jax.nn.sigmoid(u) if name == "label_noise" else jax.nn.sigmoid(u)
 
 
 class KDOptimum(eqx.Module):

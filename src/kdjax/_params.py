@@ -112,17 +112,25 @@ class Mixture(Params):
     """Binary Gaussian mixture ``x = y v / sqrt(N) + sqrt(delta) z`` with ``n = alpha N`` samples.
 
     alpha: samples per input dimension (> 0); delta: noise variance (> 0);
-    rho: ``P(y = +1)`` in (0, 1).
+    rho: ``P(y = +1)`` in (0, 1); label_noise: ``eta`` in [0, 1/2), the probability that a
+    training label is flipped (MODEL.md, "Label noise"; test errors use the clean label).
+    ``noisy`` (static, derived): whether ``label_noise`` was given as anything but an exact 0;
+    clean mixtures skip the flipped-label terms of every average.
     """
 
     alpha: float
     delta: float
     rho: float = 0.5
+    label_noise: float = 0.0
+    noisy: bool = eqx.field(static=True, init=False, repr=False)
 
     def __post_init__(self):
         check_range("alpha", self.alpha, 0.0)
         check_range("delta", self.delta, 0.0)
         check_range("rho", self.rho, 0.0, 1.0)
+        check_range("label_noise", self.label_noise, 0.0, 0.5, lo_open=False)
+        exact_zero = isinstance(self.label_noise, (int, float)) and self.label_noise == 0
+        object.__setattr__(self, "noisy", not exact_zero)
 
 
 class Teacher(Params):

@@ -59,14 +59,29 @@ def normal_pdf(x):
     return jnp.exp(-0.5 * x**2) / jnp.sqrt(2.0 * jnp.pi)
 
 
-def class_average(rho, per_class):
-    """``rho f(+1) + (1 - rho) f(-1)`` for ``per_class`` stacked along axis 0 as ``(y=+1, y=-1)``."""
-    return rho * per_class[0] + (1.0 - rho) * per_class[1]
+def label_rows(mixture):
+    """``(y, y_obs, weight)``: the (true, observed) label pairs of a training sample, as columns
+    ``(rows, 1)`` broadcastable against node axes, and their probabilities ``(rows,)``.
+
+    Clean mixtures: ``y = y_obs = (+1, -1)`` with weights ``(rho, 1 - rho)``.  With label noise
+    ``eta`` (``mixture.noisy``): the four pairs ``(+1, +1), (+1, -1), (-1, -1), (-1, +1)`` with
+    weights ``rho (1 - eta), rho eta, (1 - rho)(1 - eta), (1 - rho) eta`` (MODEL.md).
+    """
+    rho = mixture.rho
+    dtype = jnp.result_type(rho, mixture.delta, float)
+    if not mixture.noisy:
+        y = jnp.asarray([1.0, -1.0], dtype)[:, None]
+        return y, y, jnp.stack([rho, 1.0 - rho]).astype(dtype)
+    eta = mixture.label_noise
+    y = jnp.asarray([1.0, 1.0, -1.0, -1.0], dtype)[:, None]
+    y_obs = jnp.asarray([1.0, -1.0, -1.0, 1.0], dtype)[:, None]
+    w = jnp.stack([rho * (1.0 - eta), rho * eta, (1.0 - rho) * (1.0 - eta), (1.0 - rho) * eta]).astype(dtype)
+    return y, y_obs, w
 
 
-def labels(dtype=None):
-    """The two labels ``(+1, -1)`` as an array, broadcastable against node axes."""
-    return jnp.asarray([1.0, -1.0], dtype or jnp.result_type(float))[:, None]
+def row_average(weight, per_row):
+    """``sum_rows weight f(row)`` for ``per_row`` stacked along axis 0 (see ``label_rows``)."""
+    return jnp.tensordot(weight, per_row, axes=1)
 
 
 @lru_cache(maxsize=None)

@@ -350,13 +350,16 @@ def _hinge_ipm(A, y, lam, *, tol, max_steps):
 # --------------------------------------------------------------------------- experiment
 
 
-def _sample(key, v, n, rho, delta):
-    """n samples x = y v / sqrt(N) + sqrt(delta) z with P(y = +1) = rho."""
+def _sample(key, v, n, rho, delta, eta):
+    """n samples x = y v / sqrt(N) + sqrt(delta) z with P(y = +1) = rho, and their observed labels:
+    y flipped with probability eta (MODEL.md, "Label noise").  Returns (x, y_obs)."""
     k_y, k_z = jax.random.split(key)
     N, dtype = v.shape[0], v.dtype
     y = jnp.where(jax.random.uniform(k_y, (n,), dtype) < rho, 1.0, -1.0).astype(dtype)
     z = jax.random.normal(k_z, (n, N), dtype)
-    return y[:, None] * v[None, :] / math.sqrt(N) + jnp.sqrt(delta) * z, y
+    flip = jax.random.uniform(jax.random.fold_in(k_y, 1), (n,), dtype) < eta
+    y_obs = jnp.where(flip, -y, y)
+    return y[:, None] * v[None, :] / math.sqrt(N) + jnp.sqrt(delta) * z, y_obs
 
 
 def _draw(key, mixture, N, n, dtype):
@@ -366,8 +369,9 @@ def _draw(key, mixture, N, n, dtype):
     rho = jnp.asarray(mixture.rho, dtype)
     delta = jnp.asarray(mixture.delta, dtype)
     v = jax.random.normal(keys["v"], (N,), dtype)
-    x, y = _sample(keys["train"], v, n, rho, delta)
-    return dict(keys=keys, v=v, x=x, y=y, rho=rho, delta=delta)
+    eta = jnp.asarray(mixture.label_noise, dtype)
+    x, y = _sample(keys["train"], v, n, rho, delta, eta)
+    return dict(keys=keys, v=v, x=x, y=y, rho=rho, delta=delta, eta=eta)
 
 
 def _design(x, d):
@@ -446,7 +450,7 @@ def _student_batch(
         if student.data == "same":
             x, y, h_t = ctx["x"], ctx["y"], ctx["h"]
         else:
-            x, y = _sample(ctx["keys"]["fresh"], v, n_s, ctx["rho"], delta)
+            x, y = _sample(ctx["keys"]["fresh"], v, n_s, ctx["rho"], delta, ctx["eta"])
             h_t = x @ w_t / math.sqrt(N) + b_t
         theta, gnorm, converged, finite, k = _fit_student(
             x, y, h_t, student, N_s, tol=tol, max_steps=max_steps

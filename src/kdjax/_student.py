@@ -37,7 +37,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ._quadrature import bisect_root, class_average, gauss_hermite, gauss_legendre, labels, normal_cdf, normal_pdf, safe_sqrt, sinh_rule
+from ._quadrature import (bisect_root, gauss_hermite, gauss_legendre, label_rows, normal_cdf, normal_pdf,
+                          row_average, safe_sqrt, sinh_rule)
 from ._losses import KD
 from ._observables import agreement_unchecked, gen_error_unchecked
 from ._params import Mixture, SolverConfig, Student, Teacher, check_arguments, check_instance
@@ -98,34 +99,38 @@ class _Nodes:
     and ``dh_t/d omega_t`` come with the nodes) or, for fresh inputs (``h_t = omega_t``), a sinh
     rule refined where ``omega_t`` crosses 0.  ``xi_2`` (the student's own noise, often small,
     exactly 0 when the student copies the teacher) uses Gauss-Hermite.  Arrays have shape
-    ``(2 classes, K * K)``.
+    ``(rows, K * K)``, one row per (true, observed) label pair (``label_rows``): the means follow
+    the true class ``y``, the losses the observed label ``y_obs`` (the same for the teacher and the
+    student on the teacher's inputs; the student's own on fresh inputs).
     """
 
     def __init__(self, x: StudentState, t: TeacherState, mixture, teacher, student, config):
         K = config.degree_2d
-        self.y = y = labels(jnp.result_type(x.m))
+        y, y_obs, weight = label_rows(mixture)
+        self.y, self.y_obs, self.weight = y, y_obs, weight
+        R = y.shape[0]
         sd = jnp.sqrt(mixture.delta)
         self.slope = x.r / safe_sqrt(t.q)
         self.cond_sd = safe_sqrt(x.sigma2)
         self.mean_s = y * x.m + x.b
         self.mean_t, self.sd_t = y * t.m + t.b, sd * safe_sqrt(t.q)
         if student.data == "same":
-            c = teacher.loss.channel(y, self.mean_t, self.sd_t, t.V, K, config.newton_steps)
+            c = teacher.loss.channel(y_obs, self.mean_t, self.sd_t, t.V, K, config.newton_steps)
             omega_t, h_t, dh_t, w1 = c.omega, c.h, c.slope, c.w
         else:
             xi, w1 = sinh_rule(-self.mean_t[:, 0] / self.sd_t, 1.0 / (1.0 + self.sd_t), K)
             omega_t = h_t = self.mean_t + self.sd_t * xi
             dh_t = jnp.ones_like(h_t)
         xi1 = (omega_t - self.mean_t) / self.sd_t
-        mean2 = self.mean_s + sd * self.slope * xi1  # (2, K): student's field given xi1
-        xi2, w2 = gauss_hermite(K, self.y.dtype)  # exact as the conditional noise vanishes
-        self.w = (w1[:, :, None] * w2).reshape(2, K * K)
-        tile = lambda a: jnp.broadcast_to(a[:, :, None], (2, K, K)).reshape(2, K * K)
+        mean2 = self.mean_s + sd * self.slope * xi1  # (R, K): student's field given xi1
+        xi2, w2 = gauss_hermite(K, y.dtype)  # exact as the conditional noise vanishes
+        self.w = (w1[:, :, None] * w2).reshape(R, K * K)
+        tile = lambda a: jnp.broadcast_to(a[:, :, None], (R, K, K)).reshape(R, K * K)
         self.omega_t, self.h_t, self.dh_t = tile(omega_t), tile(h_t), tile(dh_t)
-        self.omega_s = (mean2[:, :, None] + sd * self.cond_sd * xi2).reshape(2, K * K)
+        self.omega_s = (mean2[:, :, None] + sd * self.cond_sd * xi2).reshape(R, K * K)
 
-    def mean(self, g, rho):
-        return class_average(rho, jnp.sum(self.w * g, axis=-1))
+    def mean(self, g):
+        return row_average(self.weight, jnp.sum(self.w * g, axis=-1))
 
 
 def teacher_output(omega_t, y, t: TeacherState, teacher: Teacher, student: Student, config):
@@ -164,7 +169,7 @@ def student_map(x: StudentState, args) -> StudentState:
     f_t = _teacher_f(nodes, t, student)
 
     fs, f_s_lin = jax.linearize(
-        lambda h, f, o: _student_output(h, f, o, y, x, student, config)[0], nodes.h_t, f_t, nodes.omega_s
+        lambda h, f, o: _student_output(h, f, o, nodes.y_obs, x, student, config)[0], nodes.h_t, f_t, nodes.omega_s
     )
     zeros = jnp.zeros_like(fs)
     D_ss = -f_s_lin(zeros, zeros, jnp.ones_like(fs))
@@ -172,7 +177,7 @@ def student_map(x: StudentState, args) -> StudentState:
     df_t = (nodes.dh_t - 1.0) / t.V if student.data == "same" else zeros
     D_st = -f_s_lin(nodes.dh_t, df_t, zeros)
 
-    mean = lambda g: nodes.mean(g, mixture.rho)
+    mean = nodes.mean
     alpha, delta, gamma = student_alpha(mixture, student), mixture.delta, student.gamma
     m_hat = alpha * mean(y * fs)
     Q_ss = alpha * delta * mean(fs**2)
@@ -211,7 +216,7 @@ def _train_error(x: StudentState, t: TeacherState, mixture, teacher, student, co
     it is split at its crossing and each side integrated by Gauss-Legendre on [-L, L].
     """
     nodes = _Nodes(x, t, mixture, teacher, student, config)
-    y, sd = nodes.y, jnp.sqrt(mixture.delta)
+    y, sd = nodes.y_obs, jnp.sqrt(mixture.delta)  # errors against the training labels
 
     def margin(xi1):  # y (threshold - conditional mean): P(wrong | xi1) = Phi(margin / (sd cond_sd))
         h_t, f_t = teacher_output(nodes.mean_t + nodes.sd_t * xi1, y, t, teacher, student, config)
@@ -219,23 +224,23 @@ def _train_error(x: StudentState, t: TeacherState, mixture, teacher, student, co
         return y * (threshold - nodes.mean_s - sd * nodes.slope * xi1)
 
     L = 12.0
-    lo, hi = jnp.full((2, 1), -L, y.dtype), jnp.full((2, 1), L, y.dtype)
+    lo, hi = jnp.full(y.shape, -L, y.dtype), jnp.full(y.shape, L, y.dtype)
     cut = bisect_root(margin, lo, hi)
     total = 0.0
     for a, b in ((lo, cut), (cut, hi)):
         xi1, w = gauss_legendre(a[:, 0], b[:, 0], config.degree)
         wrong = normal_cdf(margin(xi1) / (sd * nodes.cond_sd))
         total = total + jnp.sum(w * normal_pdf(xi1) * wrong, axis=-1)
-    return class_average(mixture.rho, total)
+    return row_average(nodes.weight, total)
 
 
 def student_observables(x: StudentState, t: TeacherState, mixture, teacher, student, config):
     """Generalisation error, agreement, training error and loss at the fixed point ``x``."""
     q_s = x.q(t)
     nodes = _Nodes(x, t, mixture, teacher, student, config)
-    y = nodes.y
+    y = nodes.y_obs
     _, h_s = _student_output(nodes.h_t, _teacher_f(nodes, t, student), nodes.omega_s, y, x, student, config)
-    train_loss = nodes.mean(KD.value(h_s, *_labels(y, nodes.h_t, student)), mixture.rho)
+    train_loss = nodes.mean(KD.value(h_s, *_labels(y, nodes.h_t, student)))
     train_error = _train_error(x, t, mixture, teacher, student, config)
     gen = gen_error_unchecked(x.m, q_s, x.b, mixture.delta, mixture.rho)
     agree = agreement_unchecked(t.m, t.q, t.b, x.m, q_s, x.r, x.b, mixture.delta, mixture.rho)

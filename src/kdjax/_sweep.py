@@ -25,6 +25,7 @@ PARAMETERS = {
     "alpha": ("mixture", "alpha"),
     "delta": ("mixture", "delta"),
     "rho": ("mixture", "rho"),
+    "label_noise": ("mixture", "label_noise"),
     "lam_t": ("teacher", "lam"),
     "gamma": ("student", "gamma"),
     "temperature": ("student", "temperature"),

@@ -21,7 +21,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ._quadrature import class_average, labels, normal_cdf, safe_sqrt
+from ._quadrature import label_rows, normal_cdf, row_average, safe_sqrt
 from ._observables import gen_error_unchecked
 from ._params import Mixture, SolverConfig, Teacher, check_arguments, check_instance
 from ._regimes import check_teacher, has_finite_minimiser
@@ -66,21 +66,23 @@ class TeacherResult(eqx.Module):
 
 
 def _fields(x: TeacherState, mixture: Mixture):
-    """Labels ``(+1, -1)``, cavity means ``y m + b`` and the cavity width ``sqrt(delta q)``."""
-    y = labels(jnp.result_type(x.m))
-    return y, y * x.m + x.b, safe_sqrt(mixture.delta * x.q)
+    """Label rows ``(y, y_obs, weight)``, cavity means ``y m + b`` (true class) and the cavity
+    width ``sqrt(delta q)``."""
+    y, y_obs, w = label_rows(mixture)
+    return (y, y_obs, w), y * x.m + x.b, safe_sqrt(mixture.delta * x.q)
 
 
 def _moments(x: TeacherState, mixture: Mixture, teacher: Teacher, config: SolverConfig):
-    y, mean, sd = _fields(x, mixture)
-    return y, teacher.loss.moments(y, mean, sd, x.V, config.degree, config.newton_steps)
+    """Channel moments per label row; the loss sees the observed label."""
+    rows, mean, sd = _fields(x, mixture)
+    return rows, teacher.loss.moments(rows[1], mean, sd, x.V, config.degree, config.newton_steps)
 
 
 def teacher_map(x: TeacherState, args) -> TeacherState:
     """One application of the saddle-point map ``F`` of (2.2)-(2.4)."""
     mixture, teacher, config = args
-    y, mo = _moments(x, mixture, teacher, config)
-    avg = lambda g: class_average(mixture.rho, g)
+    (y, _, w), mo = _moments(x, mixture, teacher, config)
+    avg = lambda g: row_average(w, g)
     m_hat = mixture.alpha * avg(y[:, 0] * mo.f)
     q_hat = mixture.alpha * mixture.delta * avg(mo.f2)
     V_hat = mixture.alpha * mixture.delta * avg(mo.D)
@@ -97,18 +99,18 @@ def initial_state(dtype) -> TeacherState:
 
 def teacher_observables(x: TeacherState, mixture: Mixture, teacher: Teacher, config: SolverConfig):
     """Generalisation error (MODEL.md), training error and loss at the fixed point ``x``."""
-    y, mean, sd = _fields(x, mixture)
+    (_, y_obs, w), mean, sd = _fields(x, mixture)
     _, mo = _moments(x, mixture, teacher, config)
-    # y h < 0  <=>  y omega < -V c0 with c0 = -y l'(0) (the prox is increasing)
-    c0 = -y * teacher.loss.grad(jnp.zeros_like(y), y)
-    train_err = normal_cdf((-x.V * c0 - y * mean) / sd)[:, 0]
-    avg = lambda g: class_average(mixture.rho, g)
+    # against the training label: y~ h < 0  <=>  y~ omega < -V c0, c0 = -y~ l'(0) (the prox is increasing)
+    c0 = -y_obs * teacher.loss.grad(jnp.zeros_like(y_obs), y_obs)
+    train_err = normal_cdf((-x.V * c0 - y_obs * mean) / sd)[:, 0]
+    avg = lambda g: row_average(w, g)
     return gen_error_unchecked(x.m, x.q, x.b, mixture.delta, mixture.rho), avg(train_err), avg(mo.loss)
 
 
 def solve(mixture: Mixture, teacher: Teacher, config: SolverConfig) -> TeacherResult:
     """The teacher's fixed point and observables: pure JAX (``jit``/``vmap``/``grad``), no checks."""
-    dtype = jnp.result_type(mixture.alpha, mixture.delta, mixture.rho, teacher.lam, float)
+    dtype = jnp.result_type(mixture.alpha, mixture.delta, mixture.rho, mixture.label_noise, teacher.lam, float)
     fp = solve_fixed_point(teacher_map, initial_state(dtype), (mixture, teacher, config), config,
                            valid=lambda x: x.V > 0)
     x = fp.x

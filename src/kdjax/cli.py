@@ -77,6 +77,7 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alpha", type=_number, default=2.0, help="samples per dimension n/N (> 0)")
     p.add_argument("--delta", type=_number, default=1.0, help="noise variance Delta (> 0)")
     p.add_argument("--rho", type=_number, default=0.5, help="P(y = +1), in (0, 1)")
+    p.add_argument("--label-noise", type=_number, default=0.0, help="probability eta of a flipped training label, [0, 1/2)")
     p.add_argument("--teacher-loss", default="logistic", help="logistic | square | hinge")
     p.add_argument("--lam-t", type=_number, default=0.1, help="teacher ridge (>= 0)")
     g = p.add_argument_group("student (any of these flags adds the KD student)")
@@ -91,7 +92,7 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
 def _model(args):
     from ._params import Mixture, Student, Teacher
 
-    mixture = Mixture(args.alpha, args.delta, args.rho)
+    mixture = Mixture(args.alpha, args.delta, args.rho, args.label_noise)
     teacher = Teacher(args.teacher_loss, args.lam_t)
     if all(getattr(args, f) is None for f in STUDENT_FLAGS):
         return mixture, teacher, None
