@@ -62,6 +62,8 @@ def teacher_panel(quick: bool = False) -> list[Case]:
         Case("square a=0.6 rho=0.3 lam=0.5", M(0.6, 0.8, 0.3), T("square", 0.5)),
         Case("hinge a=3 lam=0.1", M(3.0, 1.0), T("hinge", 0.1)),
         Case("hinge a=0.8 rho=0.3 lam=1", M(0.8, 0.5, 0.3), T("hinge", 1.0)),
+        Case("logistic a=3 eta=0.2 lam=0.1", M(3.0, 1.0, 0.5, 0.2), T("logistic", 0.1)),
+        Case("square a=2 rho=0.3 eta=0.1", M(2.0, 1.0, 0.3, 0.1), T("square", 0.1)),
     ]
     return [cases[i] for i in (0, 3, 5)] if quick else cases
 
@@ -82,6 +84,8 @@ def kd_panel(quick: bool = False) -> list[Case]:
         Case("g=0.7 T=1 a=0.3 fresh sq", M(2.0, 1.0), sq, S(0.7, 1.0, 0.3, 0.0, "fresh", 2.5)),
         Case("g=1 T=0.5 a=0 fresh", M(3.0, 1.0), lg, S(1.0, 0.5, 0.0, 0.01, "fresh", 2.0)),
         Case("g=0.5 T=5 a=0 sq", M(1.5, 1.0), sq, S(0.5, 5.0, 0.0, 0.1)),
+        Case("g=0.5 T=2 a=0.3 eta=0.2", M(3.0, 1.0, 0.5, 0.2), lg, S(0.5, 2.0, 0.3, 0.01)),
+        Case("g=0.7 T=1 a=0.5 eta=0.1 fresh", M(2.0, 1.0, 0.4, 0.1), lg, S(0.7, 1.0, 0.5, 0.05, "fresh", 2.0)),
     ]
     return [cases[i] for i in (1, 2, 3)] if quick else cases
 
