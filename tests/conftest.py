@@ -1,6 +1,8 @@
 import jax
 import pytest
 
+import kdjax
+
 jax.config.update("jax_enable_x64", True)
 
 # Long-running modules and checks run with `pytest -m slow` (the default suite stays within the
@@ -18,3 +20,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.path.name in SLOW_FILES or item.originalname in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
+
+
+def solve_recording(fn, *args):
+    """``(result, messages)``: the ``throw=False`` result of ``fn(*args)``, and the message of the
+    ``kdjax.SolveError`` that ``throw=True`` raises (none when it succeeds)."""
+    result = fn(*args, throw=False)
+    try:
+        fn(*args)
+    except kdjax.SolveError as err:
+        return result, [str(err)]
+    return result, []

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +23,7 @@ from hypothesis import strategies as st
 
 import kdjax
 import kdjax.cli
+from conftest import solve_recording
 from kdjax import Mixture, SolverConfig, Student, Teacher, solve_student, solve_teacher
 from kdjax.simulate import simulate_student, simulate_teacher
 
@@ -43,17 +43,6 @@ def refused(fn, *args):
     text = str(err.value)
     assert "\n" not in text, text
     return text
-
-
-def solve_recording(fn, *args):
-    """``(result, messages)``: the ``throw=False`` result of ``fn(*args)``, and the message of the
-    ``kdjax.SolveError`` that ``throw=True`` raises (none when it succeeds)."""
-    result = fn(*args, throw=False)
-    try:
-        fn(*args)
-    except kdjax.SolveError as err:
-        return result, [str(err)]
-    return result, []
 
 
 def loud_or_clean(result, messages, fields):

@@ -25,7 +25,6 @@ reproduction in the reason.
 from __future__ import annotations
 
 import math
-import warnings
 
 import jax
 import jax.numpy as jnp
@@ -36,6 +35,7 @@ from hypothesis import strategies as st
 
 import kdjax
 import kdjax.cli
+from conftest import solve_recording
 from kdjax import Mixture, SolverConfig, Student, Teacher, solve_student, solve_teacher
 
 jax.config.update("jax_enable_x64", True)
@@ -60,17 +60,6 @@ alpha_ss = st.floats(0.5, 5.0)
 
 TEACHER_FIELDS = ("gen_error", "m", "q", "b", "V", "train_error", "train_loss", "residual")
 STUDENT_FIELDS = ("gen_error", "m", "q", "r", "b", "agreement", "train_error", "train_loss", "V", "V_st", "residual")
-
-
-def solve_recording(fn, *args):
-    """``(result, messages)``: the ``throw=False`` result of ``fn(*args)``, and the message of the
-    ``kdjax.SolveError`` that ``throw=True`` raises (none when it succeeds)."""
-    result = fn(*args, throw=False)
-    try:
-        fn(*args)
-    except kdjax.SolveError as err:
-        return result, [str(err)]
-    return result, []
 
 
 def floats_of(result, fields):

@@ -570,7 +570,7 @@ def report(res, dropped: dict) -> str:
         "(unbalanced clusters) is used because with rho = 0.5 the teacher's error decreases "
         "monotonically in lam_t towards the Bayes-optimal error (its best lam_t is infinite), "
         "which hides the question of figure 2. Optima marked *gradient* come from "
-        "`kdjax.optimize.optimize_kd` / `best_teacher` started at the best grid point.")
+        "`kdjax.optimize_kd` / `best_teacher` started at the best grid point.")
     add("")
 
     # ---- figure 1

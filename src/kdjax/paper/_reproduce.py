@@ -14,7 +14,7 @@ writes the PNG figures, the CSV behind each of them and ``report.md``:
    a grid of ``(alpha, gamma)``.
 5. ``simulations``: finite-``N`` experiments (``kdjax.simulate``) at points of figures 1 and 3.
 
-Optima come from ``kdjax.optimize.optimize_kd`` / ``best_teacher`` (gradient descent on the exact
+Optima come from ``kdjax.optimize_kd`` / ``best_teacher`` (gradient descent on the exact
 error, implicit differentiation through both fixed points), each started from the best point of
 a grid; ``--quick`` keeps only the teacher's gradient search (cheap to compile) and takes the
 student's optima from the grids.  Every error written to a CSV file is re-evaluated by
@@ -32,12 +32,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-import warnings
 from collections.abc import Callable
 
 import numpy as np
 
-from .._params import Mixture, Student, Teacher
+import kdjax
+from kdjax import Mixture, Student, Teacher
 
 Progress = Callable[[str, int, int], None]
 
@@ -137,8 +137,6 @@ class Solves:
 
     def student(self, lam_t, temperature=1.0, hard_weight=0.0, lam_s=0.0, *, alpha=None,
                 gamma=None, data="same"):
-        from .._student import solve_student
-
         p = self.plan
         key = tuple(float(x) for x in (
             lam_t, temperature, hard_weight, lam_s, p.alpha if alpha is None else alpha,
@@ -150,15 +148,13 @@ class Solves:
         student = Student(gamma=gamma, temperature=T, hard_weight=a, lam=lam_s, data=data,
                           alpha=alpha if data == "fresh" else None)
         start = time.perf_counter()
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # non-convergence: flags below
-                res = solve_student(mixture, Teacher(p.loss, lam_t), student)
-            eps_s = float(res.gen_error) if bool(res.converged) else math.nan
-            eps_t = float(res.teacher.gen_error) if bool(res.teacher.converged) else math.nan
-        except ValueError as err:  # no finite minimiser: refused by name
-            self.refused.append((key, str(err)))
-            eps_s = eps_t = math.nan
+        res = kdjax.solve_student(mixture, Teacher(p.loss, lam_t), student, throw=False)
+        eps_s = float(res.gen_error) if bool(res.converged) else math.nan
+        eps_t = float(res.teacher.gen_error) if bool(res.teacher.converged) else math.nan
+        for who, r in (("teacher", res.teacher), ("student", res)):
+            if r.result == kdjax.RESULTS.no_finite_minimiser:  # refused by name in the report
+                self.refused.append((key, f"the {who} has no finite minimiser at {key}"))
+                break
         self.seconds += time.perf_counter() - start
         self.count += 1
         self.cache[key] = (eps_s, eps_t)
@@ -166,7 +162,7 @@ class Solves:
 
 
 class Optima:
-    """Gradient searches through ``kdjax.optimize.optimize_kd`` / ``best_teacher``, with their cost.
+    """Gradient searches through ``kdjax.optimize_kd`` / ``best_teacher``, with their cost.
 
     Each search starts from the best point of a grid; its result is re-evaluated with
     ``Solves`` (so that every number written is a ``solve_student`` value) and kept only when
@@ -191,10 +187,8 @@ class Optima:
         p = self.plan
         start = time.perf_counter()
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                out = fn(*args, steps=p.opt_steps, tol=p.opt_tol, **kwargs)
-        except (ValueError, RuntimeError, FloatingPointError) as err:  # the grid point is kept
+            out = fn(*args, steps=p.opt_steps, tol=p.opt_tol, **kwargs)
+        except (ValueError, RuntimeError) as err:  # a failed search: the grid point is kept
             self.failures.append(f"{getattr(fn, '__name__', fn)}({_describe(args, kwargs)}): "
                                  f"{_summary(err)}")
             out = None
@@ -207,13 +201,11 @@ class Optima:
 
         Returns ``(values, converged)``: the optimiser's free values (``None`` on failure).
         """
-        from .._optimize import optimize_kd
-
         values = dict(setting, **start)
         mixture, teacher, student = self._setting(
             values["lam_t"], values.get("temperature", 1.0), values.get("hard_weight", 0.0),
             values.get("lam_s", 0.0), values.get("alpha"), values.get("gamma"))
-        opt = self._call(optimize_kd, mixture, teacher, student, tuple(free), objective=objective)
+        opt = self._call(kdjax.optimize_kd, mixture, teacher, student, tuple(free), objective=objective)
         if opt is None:
             return None, False
         self.evaluations += int(opt.solves)
@@ -221,13 +213,11 @@ class Optima:
 
     def best_teacher(self, lam_t, T):
         """``best_teacher`` at the reference setting: ``(lam_t_teacher, lam_t_student)``."""
-        from .._optimize import best_teacher
-
-        out = self._call(best_teacher, *self._setting(lam_t, T))
+        out = self._call(kdjax.best_teacher, *self._setting(lam_t, T))
         if out is None:
             return None, None
-        self.evaluations += int(out.get("solves", 0))
-        return float(out["lam_t_teacher"]), float(out["lam_t_student"])
+        self.evaluations += int(out.solves)
+        return float(out.lam_t_teacher), float(out.lam_t_student)
 
 
 def _describe(args, kwargs) -> str:
@@ -285,7 +275,7 @@ def inheritance(p: Plan, solves: Solves, optima: Optima, progress: Progress | No
     ``lam_s = 0`` and over a ``lam_s`` scan whose best point starts a gradient search, and the
     Bayes-optimal errors of the full input and of the student's ``gamma N`` coordinates.
     """
-    from .._bayes import bayes_optimal_error, separability_threshold
+    from kdjax import bayes_optimal_error, separability_threshold
 
     lam_t, temps, lam_s = np.asarray(p.lam_t), np.asarray(p.temperatures), np.asarray(p.lam_s_grid)
     total = lam_t.size * temps.size + 1 + lam_s.size + 1
@@ -339,7 +329,7 @@ def student_bayes_error(p: Plan, alpha: float) -> float:
     A lower bound for every same-input student (the other coordinates carry no information on
     the student's part of the cluster direction).
     """
-    from .._bayes import bayes_optimal_error
+    from kdjax import bayes_optimal_error
 
     return float(bayes_optimal_error(Mixture(alpha / p.gamma, p.delta / p.gamma, p.rho)))
 
@@ -450,7 +440,7 @@ def double_descent(p: Plan, solves: Solves, progress: Progress | None = None) ->
     for soft labels (more samples than student weights), the student's separability threshold
     ``gamma alpha*(delta / gamma, rho)`` for hard labels.
     """
-    from .._bayes import separability_threshold
+    from kdjax import separability_threshold
 
     stage = "double descent"
     hard_star = p.gamma * float(separability_threshold(p.delta / p.gamma, p.rho))
@@ -603,7 +593,7 @@ def temperature_study(p: Plan, solves: Solves, optima: Optima, grid: dict,
 
 def _simulate(p: Plan, alpha, lam_t, temperature, hard_weight, lam_s, seeds):
     """Mean and s.e.m. over converged seeds of the finite-N student and teacher errors."""
-    from .._simulate import simulate_student
+    from kdjax import simulate_student
 
     sim = simulate_student(
         Mixture(float(alpha), p.delta, p.rho), Teacher(p.loss, float(lam_t)),
