@@ -305,7 +305,11 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from .paper import _reproduce as reproduce
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise UsageError('kdjax reproduce needs matplotlib: pip install "kdjax[paper]"')
+    from .paper import run
 
     bars = {}
 
@@ -316,7 +320,7 @@ def cmd_reproduce(args) -> int:
         pathlib.Path(args.out).mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UsageError(f"--out: cannot create folder {args.out}: {err.strerror}") from None
-    written = reproduce.run(args.out, args.quick, progress)
+    written = run(args.out, args.quick, progress)
     print(f"wrote {len(written)} files to {args.out}")
     return 0
 
