@@ -3,11 +3,20 @@
 A setting is named by the flat parameter names used everywhere in kdjax (``PARAMETERS``); a
 grid is their Cartesian product.  Every point carries its own ``converged`` and
 ``finite_minimiser`` flags: nothing is silently wrong.
+
+With ``out=`` the table (one CSV row per point: its flat index, its parameter values and every
+leaf of its result) is appended and synced to disk after each chunk, so that a killed sweep loses
+at most the chunk in flight, and ``resume=True`` solves only the points the file lacks.  Under
+``jax.distributed`` every process solves its share of each chunk on its local devices and
+process 0 gathers the chunk and writes the table.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import os
+import sys
 from functools import partial
 from collections.abc import Callable, Mapping
 
@@ -109,15 +118,31 @@ def sweep(
     batch_size: int | None = None,
     devices=None,
     progress: Callable[[int, int], None] | None = None,
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
 ):
     """Solve every point of the Cartesian product ``grid`` (name -> values).
 
     Returns the result pytree (``TeacherResult`` or ``StudentResult``) whose leaves have the
     grid's shape, in the order of ``grid``'s keys.  The points are split into chunks of
     ``chunk_size`` (all of them by default), each chunk sharded evenly over ``devices``
-    (default ``jax.devices()``) and evaluated by one compiled call that maps the solve over
+    (default ``jax.local_devices()``) and evaluated by one compiled call that maps the solve over
     each device's points, ``batch_size`` at a time under ``vmap`` (default
-    ``default_batch_size``).  The compiled function is cached across calls.
+    ``default_batch_size``).  The compiled function is cached across calls.  ``progress(done,
+    total)`` is called after each chunk.
+
+    ``out``: a CSV file written as the chunks complete (header ``index``, the grid's names, then
+    one column per result leaf, see ``table_columns``; floats as ``repr``, exact), rewritten
+    sorted by index at the end; an existing file is overwritten unless ``resume=True``, which
+    keeps the file's points (a truncated last line is ignored), refuses a file of another grid
+    with a one-line ``ValueError``, and solves only the missing points: the file and the result
+    are those of an uninterrupted run.
+
+    Under ``jax.distributed`` (initialised by the caller; on CPUs with
+    ``jax_cpu_collectives_implementation = "gloo"``) every process calls ``sweep`` with the same
+    arguments: each chunk is split between the processes, each solves its part on its local
+    devices, the parts are gathered (``multihost_utils.process_allgather``) and process 0 writes
+    ``out``; every process returns the full result.
     """
     grid = dict(grid or {})
     if not grid:
@@ -125,33 +150,249 @@ def sweep(
     flat, shape = grid_points(grid)
     with_values(mixture, teacher, student, flat)  # eager validation of every value
     n = int(np.prod(shape))
-    devices = list(jax.devices() if devices is None else devices)
+    devices = list(jax.local_devices() if devices is None else devices)
     if not devices:
         raise ValueError("devices must name at least one device")
     chunk_size = None if chunk_size is None else check_integer("chunk_size", chunk_size, 1)
     batch_size = None if batch_size is None else check_integer("batch_size", batch_size, 1)
     check_instance("config", config, SolverConfig)
+    if resume and out is None:
+        raise ValueError("resume=True needs out, the file to resume")
+    nproc, rank = jax.process_count(), jax.process_index()
     k = len(devices)
+    unit = k * nproc
     chunk = chunk_size or n
-    chunk = max(k, -(-chunk // k) * k)  # a multiple of the device count
+    chunk = max(unit, -(-chunk // unit) * unit)  # a multiple of the device count, all processes
+    per = chunk // nproc  # points of a chunk solved by this process
     batch = int(batch_size or default_batch_size(devices))
-    batch = min(batch, chunk // k)
+    batch = min(batch, per // k)
     mesh = Mesh(np.asarray(devices), ("points",))
     sharding = NamedSharding(mesh, PartitionSpec("points"))
     base = (mixture, teacher, student)
 
     dtype = jnp.result_type(float)
-    pieces = []
-    for start in range(0, n, chunk):
-        stop = min(start + chunk, n)
-        values = {}
-        for name, arr in flat.items():
-            part = np.resize(arr[start:stop], chunk).reshape(k, chunk // k)  # padded by repetition
-            values[name] = jax.device_put(jnp.asarray(part, dtype), sharding)
-        out = _solve_points(base, values, config=config, batch_size=batch)
-        unrow = lambda x, m=stop - start: np.asarray(x).reshape((chunk,) + x.shape[2:])[:m]
-        pieces.append(jax.tree_util.tree_map(unrow, out))
-        if progress is not None:
-            progress(stop, n)
-    merged = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *pieces)
-    return jax.tree_util.tree_map(lambda x: x.reshape(shape + x.shape[1:]), merged)
+    layout = _layout(base, flat, config)
+    table = {name: np.zeros(n, leaf.dtype) for name, leaf in zip(layout.names, layout.leaves)}
+    done = np.zeros(n, bool)
+    writer = None
+    if out is not None and rank == 0:
+        writer = _TableFile(out, grid, flat, layout, table, done, resume)
+    if nproc > 1:
+        from jax.experimental import multihost_utils
+
+        found, values = multihost_utils.broadcast_one_to_all((done, table))  # process 0 read the file
+        done[:] = np.asarray(found)
+        for name, column in table.items():
+            column[:] = np.asarray(values[name])
+
+    todo = np.flatnonzero(~done)
+    count = n - todo.size
+    try:
+        for start in range(0, todo.size, chunk):
+            idx = todo[start:start + chunk]
+            mine = np.resize(idx, chunk)[rank * per:(rank + 1) * per]  # padded by repetition
+            values = {name: jax.device_put(jnp.asarray(arr[mine].reshape(k, per // k), dtype), sharding)
+                      for name, arr in flat.items()}
+            res = _solve_points(base, values, config=config, batch_size=batch)
+            leaves = [np.asarray(x).reshape(per) for x in jax.tree_util.tree_leaves(res)]
+            if nproc > 1:
+                from jax.experimental import multihost_utils
+
+                leaves = [np.asarray(x).reshape(chunk) for x in multihost_utils.process_allgather(leaves)]
+            for name, leaf in zip(layout.names, leaves):
+                table[name][idx] = leaf[: idx.size]
+            done[idx] = True
+            if writer is not None:
+                writer.append(idx)
+            count += idx.size
+            if progress is not None:
+                progress(count, n)
+        if writer is not None:
+            writer.finish()
+    finally:
+        if writer is not None:
+            writer.close()
+    leaves = [table[name].reshape(shape) for name in layout.names]
+    return jax.tree_util.tree_unflatten(layout.treedef, leaves)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Layout:
+    """The result pytree of one point: its structure, leaves (shape/dtype) and column names."""
+
+    treedef: object
+    leaves: list
+    names: list
+
+
+def _layout(base, flat, config) -> _Layout:
+    point = {name: jnp.asarray(arr[0], jnp.result_type(float)) for name, arr in flat.items()}
+    struct = jax.eval_shape(lambda v: solve(*with_values(*base, v), config), point)
+    if any(leaf.shape != () for leaf in jax.tree_util.tree_leaves(struct)):
+        raise NotImplementedError("sweep tables hold one number per result field and point")
+    return _Layout(jax.tree_util.tree_structure(struct), jax.tree_util.tree_leaves(struct),
+                   result_column_names(struct, base[2] is not None))
+
+
+def result_column_names(result, with_student: bool) -> list[str]:
+    """Column names of the leaves of a result: ``teacher_<field>`` (the teacher's, also inside a
+    student result) and ``student_<field>``, in the pytree's leaf order."""
+    names = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(result)[0]:
+        parts = [str(getattr(key, "name", getattr(key, "key", key))) for key in path]
+        parts = [part for part in parts if not part.startswith("_")]  # a RESULTS code's value
+        if not with_student:
+            parts = ["teacher"] + parts
+        elif parts[0] != "teacher":
+            parts = ["student"] + parts
+        names.append("_".join(parts))
+    return names
+
+
+def table_columns(grid: Mapping[str, object], result, student: Student | None = None) -> dict[str, np.ndarray]:
+    """The sweep's table as flat columns: ``index``, the grid's names, then every result leaf
+    (``result_column_names``), one entry per point in the grid's (C) order."""
+    flat, shape = grid_points(dict(grid))
+    n = int(np.prod(shape))
+    columns = {"index": np.arange(n)} | dict(flat)
+    names = result_column_names(result, student is not None)
+    for name, leaf in zip(names, jax.tree_util.tree_leaves(result)):
+        columns[name] = np.asarray(leaf).reshape(n)
+    return columns
+
+
+def format_cell(value) -> str:
+    """A table cell: 0/1 for flags, integers as such, floats as ``repr`` (exact round trip)."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(int(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return repr(float(value))
+
+
+def _parse_cell(text: str, dtype):
+    if np.dtype(dtype) == np.bool_:
+        if text not in ("0", "1"):
+            raise ValueError(text)
+        return text == "1"
+    if np.issubdtype(dtype, np.integer):
+        return int(text)
+    return float(text)
+
+
+class _TableFile:
+    """The CSV file of a sweep, written by one process: header, then rows as chunks complete."""
+
+    def __init__(self, path, grid, flat, layout, table, done, resume):
+        self.path = os.fspath(path)
+        self.flat, self.layout, self.table, self.done = flat, layout, table, done
+        self.header = ["index", *flat, *layout.names]
+        self.order: list[int] = []  # the indices in file order
+        n = done.size
+        if resume and os.path.exists(self.path):
+            good = self._read(grid)
+            self.fh = open(self.path, "r+b")
+            self.fh.truncate(good)
+            self.fh.seek(good)
+            if good == 0:
+                self._write_lines([",".join(self.header)])
+            print(f"kdjax: resuming {self.path}: {len(self.order)} of {n} points found, "
+                  f"{n - len(self.order)} remain", file=sys.stderr, flush=True)
+        else:
+            if resume:
+                print(f"kdjax: resuming {self.path}: no such file, all {n} points remain",
+                      file=sys.stderr, flush=True)
+            self.fh = open(self.path, "wb")
+            self._write_lines([",".join(self.header)])
+
+    def _read(self, grid) -> int:
+        """Load the file's rows into the table; the byte length of its complete lines."""
+        with open(self.path, "rb") as fh:
+            data = fh.read()
+        good = data.rfind(b"\n") + 1  # a last line without its newline was cut short
+        lines = data[:good].decode("utf-8", errors="replace").split("\n")[:-1]
+        where = f"cannot resume {self.path}"
+        if not lines:
+            return 0
+        found = lines[0].split(",")
+        if found != self.header:
+            raise ValueError(f"{where}: {_header_mismatch(found, self.header, list(self.flat))}")
+        dtypes = [np.dtype(int)] + [np.dtype(float)] * len(self.flat) + [leaf.dtype for leaf in self.layout.leaves]
+        n = self.done.size
+        for lineno, line in enumerate(lines[1:], start=2):
+            cells = line.split(",")
+            try:
+                if len(cells) != len(self.header):
+                    raise ValueError
+                row = [_parse_cell(c, d) for c, d in zip(cells, dtypes)]
+            except ValueError:
+                raise ValueError(f"{where}: line {lineno} is not a row of {len(self.header)} numbers") from None
+            i = row[0]
+            if not 0 <= i < n:
+                raise ValueError(f"{where}: line {lineno} has index {i}, outside the requested grid of {n} points")
+            for name, v in zip(self.flat, row[1:]):
+                g = float(self.flat[name][i])
+                if not (v == g or (v != v and g != g)):
+                    raise ValueError(f"{where}: point {i} has {name} = {v!r} in the file but {g!r} in the "
+                                     f"requested grid ({_axes(grid)})")
+            if self.done[i]:
+                raise ValueError(f"{where}: point {i} appears twice (line {lineno})")
+            for name, v in zip(self.layout.names, row[1 + len(self.flat):]):
+                self.table[name][i] = v
+            self.done[i] = True
+            self.order.append(i)
+        return good
+
+    def _rows(self, indices):
+        cols = [self.flat[name] for name in self.flat] + [self.table[name] for name in self.layout.names]
+        return [",".join([str(int(i))] + [format_cell(c[i]) for c in cols]) for i in indices]
+
+    def _write_lines(self, lines):
+        self.fh.write(("".join(line + "\n" for line in lines)).encode())
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+
+    def append(self, indices):
+        self._write_lines(self._rows(indices))
+        self.order.extend(int(i) for i in indices)
+
+    def finish(self):
+        """Sorted by index, as an uninterrupted run writes it (atomically replaced if needed)."""
+        self.close()
+        n = self.done.size
+        if self.order == list(range(n)):
+            return
+        tmp = f"{self.path}.tmp-{os.getpid()}"
+        with open(tmp, "wb") as fh:
+            fh.write("".join(line + "\n" for line in [",".join(self.header)] + self._rows(range(n))).encode())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+
+    def close(self):
+        if not self.fh.closed:
+            self.fh.close()
+
+
+def _axes(grid) -> str:
+    return ", ".join(f"{name}: {np.size(values)} values" for name, values in grid.items())
+
+
+def _header_mismatch(found, expected, params) -> str:
+    """One line naming how a file's header differs from the requested sweep's."""
+    got_params = [c for c in found[1:] if not c.startswith(("teacher_", "student_"))]
+    if found[:1] != ["index"]:
+        return "its first line is not a sweep table header (index, parameters, results)"
+    if got_params != params:
+        return (f"its grid is over ({', '.join(got_params) or 'nothing'}), the requested grid over "
+                f"({', '.join(params)})")
+    missing = [c for c in expected if c not in found]
+    extra = [c for c in found if c not in expected]
+    if missing or extra:
+        what = []
+        if missing:
+            what.append(f"lacks {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
+        if extra:
+            what.append(f"has {', '.join(extra[:3])}{' ...' if len(extra) > 3 else ''}")
+        return f"its result columns differ from the requested sweep's (the file {' and '.join(what)})"
+    return "its columns are in another order than the requested sweep's"

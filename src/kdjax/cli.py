@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import re
 import sys
+import time
 
 import jax
 
@@ -54,6 +56,12 @@ def _number(text: str) -> float:
 def _positive_int(text: str) -> int:
     if not (text.isdigit() and int(text) >= 1):
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def _process_id(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
     return int(text)
 
 
@@ -241,26 +249,80 @@ def read_grid(args) -> dict:
     return grid
 
 
-def _progress_bar(label: str):
+def _progress_bar(label: str, stream=None):
+    """``update(done, total)``: a one-line bar on stderr with the points done, the rate (per second,
+    measured from the first update on, so that compilation does not count) and the time left;
+    silent when the stream is not a terminal."""
+    stream = sys.stderr if stream is None else stream
+    first = []
+
     def update(done: int, total: int):
+        if not stream.isatty():
+            return
+        now = time.monotonic()
+        if not first:
+            first.append((now, done))
+        t0, d0 = first[0]
+        rate = (done - d0) / (now - t0) if now > t0 and done > d0 else None
+        left = f"{_clock((total - done) / rate)} left" if rate else "-- left"
+        speed = f"{rate:.3g}/s" if rate else "--/s"
         width = 30
         filled = int(width * done / max(total, 1))
-        print(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="", file=sys.stderr, flush=True)
+        print(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {speed} {left}  ",
+              end="", file=stream, flush=True)
         if done >= total:
-            print(file=sys.stderr)
+            print(file=stream, flush=True)
 
     return update
 
 
-def cmd_sweep(args) -> int:
-    import csv
-    import io
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
 
+
+def _cluster_size() -> int:
+    """The number of processes of a launcher JAX auto-detects (``srun`` under SLURM, ``mpirun`` of
+    Open MPI) when it started this one; 1 otherwise (e.g. a batch script run without ``srun``)."""
+    env = os.environ
+    if "SLURM_JOB_ID" in env and "SLURM_STEP_NODELIST" in env:
+        return int(env.get("SLURM_STEP_NUM_TASKS", env.get("SLURM_NTASKS", "1")) or 1)
+    if "OMPI_COMM_WORLD_SIZE" in env:
+        return int(env["OMPI_COMM_WORLD_SIZE"])
+    return 1
+
+
+def init_distributed(coordinator=None, num_processes=None, process_id=None) -> int:
+    """``jax.distributed.initialize`` from the flags, or from the cluster's environment when the
+    flags are absent and the launcher started several processes; nothing otherwise.  CPU
+    processes exchange their results over gloo.  The number of processes."""
+    given = {"--coordinator": coordinator, "--num-processes": num_processes, "--process-id": process_id}
+    if any(v is not None for v in given.values()):
+        missing = [flag for flag, v in given.items() if v is None]
+        if missing:
+            raise UsageError(f"{', '.join(missing)} must be given with {', '.join(f for f in given if f not in missing)}")
+        if process_id >= num_processes:
+            raise UsageError(f"--process-id must be below --num-processes ({num_processes}), got {process_id}")
+        kwargs = dict(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
+    elif _cluster_size() > 1:
+        kwargs = {}
+    else:
+        return 1
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(**kwargs)
+    return jax.process_count()
+
+
+def cmd_sweep(args) -> int:
     import numpy as np
 
     from ._params import Student
-    from ._sweep import grid_points, sweep
+    from ._sweep import format_cell, sweep, table_columns
 
+    init_distributed(args.coordinator, args.num_processes, args.process_id)
+    if args.resume and not args.out:
+        raise UsageError("--resume needs --out, the file to resume")
     grid = read_grid(args)
     if "alpha_s" in grid:  # a grid over alpha_s implies fresh student data
         args.student_data = "fresh" if args.student_data is None else args.student_data
@@ -268,39 +330,41 @@ def cmd_sweep(args) -> int:
     mixture, teacher, student = _model(args)
     if student is None and {"gamma", "temperature", "hard_weight", "lam_s"} & set(grid):
         student = Student()
-    result = sweep(mixture, teacher, student, grid, chunk_size=args.chunk_size, batch_size=args.batch_size,
-                   progress=_progress_bar("sweep"))
-    flat, _ = grid_points(grid)
-    columns = dict(flat)
-    if student is None:
-        parts = {"teacher": result}
-    else:
-        parts = {"teacher": result.teacher, "student": result}
-    fields = {"teacher": TEACHER_FIELDS + ("residual", "finite_minimiser"),
-              "student": STUDENT_FIELDS + ("residual", "finite_minimiser")}
-    for who, res in parts.items():
-        for f in fields[who]:
-            columns[f"{who}_{f}"] = np.asarray(getattr(res, f)).reshape(-1)
+    lead = jax.process_index() == 0
+    # The table is written as the chunks complete: to --out itself (CSV), or next to it (JSON, written
+    # from the table at the end).
+    table_file = None
+    if args.out:
+        table_file = args.out if args.format == "csv" else args.out + ".partial.csv"
+    try:
+        result = sweep(mixture, teacher, student, grid, chunk_size=args.chunk_size, batch_size=args.batch_size,
+                       progress=_progress_bar("sweep") if lead else None, out=table_file, resume=args.resume)
+    except OSError as err:
+        raise UsageError(f"--out: cannot write {err.filename or args.out}: {err.strerror}") from None
+    if not lead:
+        return 0
+    columns = table_columns(grid, result, student)
     if args.format == "json":
         text = json.dumps({k: v.tolist() for k, v in columns.items()})
-    else:
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(columns)
-        for row in zip(*columns.values()):
-            writer.writerow([int(v) if isinstance(v, (bool, np.bool_)) else repr(float(v)) for v in row])
-        text = buf.getvalue()
-    if args.out:
+    elif not args.out:
+        lines = [",".join(columns)] + [",".join(map(format_cell, row)) for row in zip(*columns.values())]
+        text = "".join(line + "\n" for line in lines)
+    if args.out and args.format == "json":
         try:
-            with open(args.out, "w") as fh:
+            tmp = f"{args.out}.tmp-{os.getpid()}"
+            with open(tmp, "w") as fh:
                 fh.write(text)
+            os.replace(tmp, args.out)
+            os.remove(table_file)
         except OSError as err:
             raise UsageError(f"--out: cannot write {args.out}: {err.strerror}") from None
-    else:
+    elif not args.out:
         sys.stdout.write(text)
-    bad = int(sum(np.sum(~np.asarray(p.converged)) for p in parts.values()))
+    codes = [np.asarray(v) for k, v in columns.items() if k.endswith("_result")]  # kdjax.RESULTS, 0 = successful
+    bad = int(np.sum(np.any(np.stack(codes) != 0, axis=0)))
     if bad:
-        print(f"kdjax: {bad} point(s) did not converge or have no finite minimiser (flagged in the output)", file=sys.stderr)
+        print(f"kdjax: {bad} point(s) did not converge or have no finite minimiser (non-zero result code "
+              "in the output)", file=sys.stderr)
     return 0
 
 
@@ -344,10 +408,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "lam_t, gamma, temperature, hard_weight, lam_s, alpha_s")
     p.add_argument("--grid-file", help="TOML or JSON table name = [values] (optionally under [grid])")
     p.add_argument("--format", type=_one_of("csv", "json"), default="csv", metavar="{csv,json}")
-    p.add_argument("--out", type=_output_file, help="output file (default: stdout)")
-    p.add_argument("--chunk-size", type=_positive_int, help="points per compiled call (grids larger than memory)")
+    p.add_argument("--out", type=_output_file,
+                   help="output file (default: stdout), written as the chunks complete; overwritten unless --resume")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the points already in --out (same grid, else refused) and solve only the others")
+    p.add_argument("--chunk-size", type=_positive_int,
+                   help="points per compiled call (grids larger than memory; the most a killed sweep loses)")
     p.add_argument("--batch-size", type=_positive_int,
                    help="points solved together under vmap on a device (default: 1 on CPU, 256 on GPU)")
+    g = p.add_argument_group("several processes (jax.distributed; automatic under srun / mpirun)")
+    g.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0's coordinator")
+    g.add_argument("--num-processes", type=_positive_int, metavar="P", help="number of processes")
+    g.add_argument("--process-id", type=_process_id, metavar="I", help="this process, 0 ... P-1 (0 writes --out)")
     p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("reproduce", help="the paper's results as figures, CSV data and report.md")
     p.add_argument("--out", default="kdjax-results", help="output folder (default ./kdjax-results)")
