@@ -6,6 +6,7 @@ public face; the implementation lives in the private ``kdjax._*`` modules.
 
 from . import simulate
 from ._bayes import bayes_optimal_error, bayes_optimal_overlaps, separability_threshold
+from ._cache import enable_compilation_cache
 from ._observables import agreement, gen_error
 from ._optimize import KDOptimum, best_teacher, optimize_kd
 from ._params import Mixture, SolverConfig, Student, Teacher
@@ -19,6 +20,7 @@ __all__ = [
     "solve_teacher", "solve_student", "TeacherResult", "StudentResult",
     "sweep", "optimize_kd", "best_teacher", "KDOptimum",
     "gen_error", "agreement", "bayes_optimal_error", "bayes_optimal_overlaps", "separability_threshold",
+    "enable_compilation_cache",
     "simulate", "simulate_teacher", "simulate_student", "TeacherSimulation", "StudentSimulation",
 ]
 __version__ = "0.1.0"
