@@ -3,7 +3,9 @@
     python benchmarks/run_all.py [--quick] [--only latency,grid,...] [--out benchmarks/results]
 
 Benchmarks (each a module here with ``run(quick) -> dict``), in this order, in one process:
-latency (a), grid (b), reference (c), simulation (d), recipe (e).  All numbers come from this one
+latency (a), grid (b), reference (c), simulation (d), recipe (e), cold (f: fresh processes, with
+the baseline commit ``cold.DEFAULT_BASELINE`` side by side; ``python benchmarks/cold.py`` alone
+writes its own results_cold.{json,md}).  All numbers come from this one
 run; each module's wall time and the machine's load average around it are recorded (the machine
 may be shared: a load above the core count inflates every timing).
 """
@@ -25,7 +27,7 @@ sys.path.insert(0, HERE)
 
 from _common import machine_info  # noqa: E402  (turns on float64)
 
-ORDER = ("latency", "grid", "reference", "simulation", "recipe")
+ORDER = ("latency", "grid", "reference", "simulation", "recipe", "cold")
 
 
 def _jsonable(x):
@@ -140,6 +142,12 @@ def markdown(res: dict) -> str:
         L.append(f"| recipe | solves grid / gradient | {r['grid']['solves']} / {r['gradient']['solves']} = "
                  f"{r['solves_ratio_grid_over_gradient']:.1f}x | >= 10x "
                  f"| {_yes(r['solves_ratio_grid_over_gradient'] >= 10)} |")
+    if "cold" in b and "targets" in b["cold"]:
+        import cold
+
+        for row in b["cold"]["targets"]["this tree"]:
+            L.append(f"| cold | {row['quantity']} | {cold._fmt(row['value'], row['quantity'])} | {row['target']} "
+                     f"| {_yes(row['met'])} |")
     for k, v in b.items():
         if "error" in v:
             L.append(f"| {k} | FAILED | {v['error']} | | |")
@@ -233,6 +241,13 @@ def markdown(res: dict) -> str:
               f"Gradient path reaches grid best + 1e-3 at iteration {gd['first_iteration_within_1e_3_of_grid']} "
               f"of {gd['iterations']}. Wall-time ratio grid / gradient: {r['time_ratio_grid_over_gradient']:.1f}x "
               f"(compile excluded), {r['time_ratio_including_compile']:.1f}x (included). {r['note']}", ""]
+
+    if "cold" in b and "columns" in b["cold"]:
+        import cold
+
+        L += ["## (f) Cold start: fresh processes, persistent compilation cache (`cold.py`)", ""]
+        L += cold.markdown(b["cold"]).split("\n", 2)[2].replace("\n## ", "\n### ").splitlines()
+        L.append("")
 
     L += ["## Wall time per benchmark", "", "| benchmark | wall |", "|---|---|"]
     L += [f"| {k} | {v['_wall_s']:.1f} s |" for k, v in b.items()]

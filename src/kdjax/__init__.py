@@ -7,6 +7,7 @@ public face; the implementation lives in the private ``kdjax._*`` modules.
 from . import simulate
 from ._bayes import BayesOverlaps, bayes_optimal_error, bayes_optimal_overlaps
 from ._losses import KD, Hinge, KDLoss, Logistic, Loss, Moments, Square
+from ._cache import enable_compilation_cache
 from ._observables import agreement, gen_error
 from ._optimize import BestTeacher, KDOptimum, best_teacher, optimize_kd
 from ._params import Mixture, SolverConfig, Student, Teacher
@@ -24,6 +25,7 @@ __all__ = [
     "RESULTS", "SolveError", "has_finite_minimiser", "separability_threshold",
     "sweep", "optimize_kd", "best_teacher", "KDOptimum", "BestTeacher",
     "gen_error", "agreement", "bayes_optimal_error", "bayes_optimal_overlaps", "BayesOverlaps",
+from ._cache import enable_compilation_cache
     "simulate", "simulate_teacher", "simulate_student", "TeacherSimulation", "StudentSimulation",
 ]
 __version__ = "0.1.0"

@@ -429,9 +429,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run the command line (``argv``: the arguments, default ``sys.argv[1:]``).
+
+    As the ``kdjax`` command (``argv=None``) it turns on the persistent compilation cache
+    (``kdjax.enable_compilation_cache``) before anything is compiled, so that later runs load
+    the compiled programs instead of recompiling them: the folder is ``$KDJAX_CACHE_DIR`` if set,
+    else the user cache folder; ``KDJAX_CACHE_DIR=""`` turns the cache off.  A folder that cannot
+    be created or written gives a one-line warning and the command runs without the cache.  A
+    call with an explicit ``argv`` (from Python: tests, scripts) leaves the JAX cache settings
+    as they are.
+    """
+    import os
+
+    from ._cache import ENV_VAR, default_cache_dir, enable_compilation_cache
+
     jax.config.update("jax_enable_x64", True)
     parser = build_parser()
     args = parser.parse_args(argv)
+    if argv is None and os.environ.get(ENV_VAR) != "":
+        folder = default_cache_dir()
+        try:
+            enable_compilation_cache(folder)
+        except OSError as err:
+            reason = err.strerror or str(err)
+            print(f"kdjax: warning: cannot use the compilation cache folder {folder} ({reason}); "
+                  "running without the cache", file=sys.stderr)
     try:
         return args.func(args)
     except (ValueError, UsageError) as err:
