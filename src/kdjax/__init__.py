@@ -25,7 +25,7 @@ __all__ = [
     "RESULTS", "SolveError", "has_finite_minimiser", "separability_threshold",
     "sweep", "optimize_kd", "best_teacher", "KDOptimum", "BestTeacher",
     "gen_error", "agreement", "bayes_optimal_error", "bayes_optimal_overlaps", "BayesOverlaps",
-from ._cache import enable_compilation_cache
+    "enable_compilation_cache",
     "simulate", "simulate_teacher", "simulate_student", "TeacherSimulation", "StudentSimulation",
 ]
 __version__ = "0.1.0"
