@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import kdjax
-from kdjax.paper import _reproduce as reproduce
+from kdjax import paper
+from kdjax.paper import _common, double_descent, temperature
 
 FIGURES = ["fig1_inheritance.png", "fig2_limited_by_teacher.png", "fig3_double_descent.png",
            "fig4_temperature.png", "fig5_theory_vs_simulation.png"]
@@ -23,14 +24,14 @@ CSVS = ["fig1_kd_student.csv", "fig1_hard_student.csv", "fig1_reference.csv",
         "fig3_double_descent.csv", "fig3_peaks.csv", "fig3_simulation.csv",
         "fig4_error_vs_temperature.csv", "fig4_optimal_map.csv", "fig5_theory_vs_simulation.csv"]
 TOL = 1e-8
-PLAN = reproduce.plan(quick=True)
+PLAN = paper.plan(quick=True)
 
 
 @pytest.fixture(scope="module")
 def reproduction(tmp_path_factory):
     out = tmp_path_factory.mktemp("reproduce")
     calls = []
-    paths = reproduce.run(str(out), quick=True, progress=lambda *a: calls.append(a))
+    paths = paper.run(str(out), quick=True, progress=lambda *a: calls.append(a))
     return str(out), paths, calls
 
 
@@ -151,8 +152,8 @@ def test_double_descent_rows_equal_direct_solves_same_and_fresh(reproduction):
     out, _, _ = reproduction
     ref = reference(out)
     dd = read(out, "fig3_double_descent.csv")
-    curves = {(c["lam_t"], c["hard_weight"], c["lam_s"], 1.0 if c["data"] == "fresh" else 0.0)
-              for c in reproduce.double_descent_curves(PLAN)}
+    curves = {(c.lam_t, c.hard_weight, c.lam_s, 1.0 if c.data == "fresh" else 0.0)
+              for c in double_descent.curves(PLAN)}
     seen = set(zip(dd["lam_t"], dd["hard_weight"], dd["lam_s"], dd["fresh"]))
     assert seen == curves
     for lam_t, hard, lam_s, fresh in sorted(curves):
@@ -271,14 +272,14 @@ def test_progress_callback_covers_every_stage_in_order(reproduction):
 @pytest.mark.slow
 def test_gradient_recipe_is_no_worse_than_the_grid_and_equals_a_direct_solve():
     """The default plan's (lam_t, T) search at the reference cell (quick runs use grids only)."""
-    p = reproduce.plan(quick=False)
-    solves = reproduce.Solves(p)
-    optima = reproduce.Optima(p, solves)
-    grid = reproduce.optimal_recipe(dataclasses.replace(p, student_gradient=False), solves, optima,
+    p = paper.plan(quick=False)
+    solves = _common.Solves(p)
+    optima = _common.Optima(p, solves)
+    grid = temperature.optimal_recipe(dataclasses.replace(p, student_gradient=False), solves, optima,
                                     p.alpha, p.gamma)
-    rec = reproduce.optimal_recipe(p, solves, optima, p.alpha, p.gamma)
-    assert rec["gradient"] == 1.0 and not optima.failures
-    assert rec["error"] < grid["error"]
-    s = kdjax.solve_student(kdjax.Mixture(p.alpha, p.delta, p.rho), kdjax.Teacher(p.loss, rec["lam_t"]),
-                            kdjax.Student(gamma=p.gamma, temperature=rec["temperature"]))
-    assert abs(float(s.gen_error) - rec["error"]) < TOL
+    rec = temperature.optimal_recipe(p, solves, optima, p.alpha, p.gamma)
+    assert rec.gradient == 1.0 and not optima.failures
+    assert rec.error < grid.error
+    s = kdjax.solve_student(kdjax.Mixture(p.alpha, p.delta, p.rho), kdjax.Teacher(p.loss, rec.lam_t),
+                            kdjax.Student(gamma=p.gamma, temperature=rec.temperature))
+    assert abs(float(s.gen_error) - rec.error) < TOL

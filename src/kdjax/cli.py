@@ -301,7 +301,11 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from .paper import _reproduce as reproduce
+    try:
+        import matplotlib  # noqa: F401  (the paper extra; the figures import it lazily)
+    except ImportError:
+        raise UsageError('kdjax reproduce needs matplotlib: pip install "kdjax[paper]"') from None
+    from .paper import report
 
     bars = {}
 
@@ -312,7 +316,7 @@ def cmd_reproduce(args) -> int:
         pathlib.Path(args.out).mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UsageError(f"--out: cannot create folder {args.out}: {err.strerror}") from None
-    written = reproduce.run(args.out, args.quick, progress)
+    written = report.run(args.out, args.quick, progress)
     print(f"wrote {len(written)} files to {args.out}")
     return 0
 
