@@ -15,7 +15,7 @@ import pytest
 
 import kdjax
 from kdjax import paper
-from kdjax.paper import double_descent, temperature
+from kdjax.paper import _common, double_descent, temperature
 
 FIGURES = ["fig1_inheritance.png", "fig2_limited_by_teacher.png", "fig3_double_descent.png",
            "fig4_temperature.png", "fig5_theory_vs_simulation.png"]
@@ -152,8 +152,8 @@ def test_double_descent_rows_equal_direct_solves_same_and_fresh(reproduction):
     out, _, _ = reproduction
     ref = reference(out)
     dd = read(out, "fig3_double_descent.csv")
-    curves = {(c["lam_t"], c["hard_weight"], c["lam_s"], 1.0 if c["data"] == "fresh" else 0.0)
-              for c in double_descent.double_descent_curves(PLAN)}
+    curves = {(c.lam_t, c.hard_weight, c.lam_s, 1.0 if c.data == "fresh" else 0.0)
+              for c in double_descent.curves(PLAN)}
     seen = set(zip(dd["lam_t"], dd["hard_weight"], dd["lam_s"], dd["fresh"]))
     assert seen == curves
     for lam_t, hard, lam_s, fresh in sorted(curves):
@@ -273,13 +273,13 @@ def test_progress_callback_covers_every_stage_in_order(reproduction):
 def test_gradient_recipe_is_no_worse_than_the_grid_and_equals_a_direct_solve():
     """The default plan's (lam_t, T) search at the reference cell (quick runs use grids only)."""
     p = paper.plan(quick=False)
-    solves = paper.Solves(p)
-    optima = paper.Optima(p, solves)
+    solves = _common.Solves(p)
+    optima = _common.Optima(p, solves)
     grid = temperature.optimal_recipe(dataclasses.replace(p, student_gradient=False), solves, optima,
                                     p.alpha, p.gamma)
     rec = temperature.optimal_recipe(p, solves, optima, p.alpha, p.gamma)
-    assert rec["gradient"] == 1.0 and not optima.failures
-    assert rec["error"] < grid["error"]
-    s = kdjax.solve_student(kdjax.Mixture(p.alpha, p.delta, p.rho), kdjax.Teacher(p.loss, rec["lam_t"]),
-                            kdjax.Student(gamma=p.gamma, temperature=rec["temperature"]))
-    assert abs(float(s.gen_error) - rec["error"]) < TOL
+    assert rec.gradient == 1.0 and not optima.failures
+    assert rec.error < grid.error
+    s = kdjax.solve_student(kdjax.Mixture(p.alpha, p.delta, p.rho), kdjax.Teacher(p.loss, rec.lam_t),
+                            kdjax.Student(gamma=p.gamma, temperature=rec.temperature))
+    assert abs(float(s.gen_error) - rec.error) < TOL

@@ -1,6 +1,10 @@
-"""Shared pieces of the reproduction: the plan, the memoised solves and gradient searches, CSV
-writing, plotting and number formatting helpers.  Matplotlib is imported lazily, inside the
-plotting helpers (``kdjax[paper]``)."""
+"""What the figure modules share: memoised solves and gradient searches, the CSV writer, plotting
+and formatting helpers.
+
+Everything here goes through the public ``kdjax`` API.  Matplotlib is imported inside the plotting
+helpers only (object API with the Agg canvas: no ``pyplot``, no global backend switch), so that
+``import kdjax.paper`` works without it.
+"""
 
 from __future__ import annotations
 
@@ -8,82 +12,34 @@ import csv
 import dataclasses
 import math
 import time
-from collections.abc import Callable
 
 import numpy as np
 
 import kdjax
-from kdjax import Mixture, Student, Teacher
 
-Progress = Callable[[str, int, int], None]
+from ._plan import Plan
 
-
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    """Every setting and grid size of a reproduction run (``plan(quick)`` builds the two used)."""
-
-    quick: bool
-    # the reference mixture and student (figures 1, 2, 4a)
-    alpha: float = 2.0
-    delta: float = 1.0
-    rho: float = 0.3
-    gamma: float = 0.5
-    loss: str = "logistic"
-    lam_t: tuple = tuple(np.geomspace(1e-3, 3.0, 13))
-    temperatures: tuple = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
-    lam_s_grid: tuple = tuple(np.geomspace(1e-3, 3.0, 13))  # hard-label student's ridge
-    # gradient searches (optimize_kd): the teacher's own optimum / every student optimum
-    teacher_gradient: bool = True
-    student_gradient: bool = True
-    opt_steps: int = 40
-    opt_tol: float = 1e-9
-    opt_temperatures: tuple = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)  # figure 2b, subset of above
-    # figure 3
-    dd_alphas: tuple = tuple(np.geomspace(0.15, 8.0, 16))
-    dd_refine: tuple = (0.92, 1.0, 1.08)  # extra alpha = factor x each predicted threshold
-    dd_temperature: float = 2.0
-    dd_lam_t: float = 0.1
-    dd_lam_t_strong: float = 1.0
-    dd_lam_s_small: float = 1e-4
-    dd_lam_s_reg: float = 0.1
-    # figure 4b: optimal (lam_t, T) over (alpha, gamma), each search started from a small grid
-    map_alphas: tuple = (1.0, 2.0, 4.0)
-    map_gammas: tuple = (0.25, 0.5, 0.75)
-    map_lam_t: tuple = (0.03, 0.3, 3.0)
-    map_temperatures: tuple = (0.5, 2.0, 8.0)
-    # figure 5: simulations (distinct seeds at every point, so the points are independent)
-    sim_n_features: int = 1000
-    sim_seeds: int = 6
-    sim_temperature: float = 2.0
-    sim_lam_t: tuple = (0.003, 0.03, 0.3, 3.0)
-    # (alpha, hard_weight, lam_s) on the same-input curves of figure 3 (teacher lam_t = dd_lam_t);
-    # each new alpha costs one compilation of the simulator
-    sim_dd_points: tuple = ((0.35, 0.0, 1e-4), (1.0, 0.0, 1e-4), (1.0, 1.0, 1e-4),
-                            (2.0, 0.0, 1e-4), (2.0, 1.0, 1e-4), (2.0, 0.0, 0.1))
+__all__ = ["solve_or_none", "Solves", "Optima", "keep_better", "argmin", "student_bayes_error",
+           "Table", "write_csv", "figure", "save", "colors", "plain_log_ticks", "plain_log_labels",
+           "fmt", "g", "by", "LAM_T", "LAM_S", "EPS", "ALPHA", "GAMMA", "T_", "SIM_LABEL"]
 
 
-def plan(quick: bool = False) -> Plan:
-    """The default plan (<= 10 min on 2 cores) or the ``--quick`` one (<= 2 min)."""
-    if not quick:
-        return Plan(quick=False)
-    return Plan(
-        quick=True,
-        lam_t=tuple(np.geomspace(1e-3, 3.0, 7)),
-        temperatures=(0.5, 2.0, 8.0),
-        lam_s_grid=tuple(np.geomspace(1e-3, 3.0, 7)),
-        student_gradient=False,
-        opt_temperatures=(0.5, 2.0, 8.0),
-        dd_alphas=(0.2, 0.35, 0.7, 1.0, 2.0, 4.0, 8.0),
-        dd_refine=(1.0,),
-        map_alphas=(2.0, 4.0),
-        map_gammas=(0.25, 0.5),
-        map_lam_t=(0.03, 0.3),
-        map_temperatures=(1.0, 4.0),
-        sim_n_features=400,
-        sim_seeds=3,
-        sim_lam_t=(0.003, 0.3, 3.0),
-        sim_dd_points=((2.0, 0.0, 1e-4), (2.0, 1.0, 1e-4), (2.0, 0.0, 0.1)),
-    )
+# --------------------------------------------------------------------------- failures
+
+
+def solve_or_none(fn, *args, errors: tuple = (ValueError, RuntimeError), **kwargs):
+    """``(fn(*args, **kwargs), None)``, or ``(None, err)`` when it raised one of ``errors``.
+
+    The one place where the reproduction handles a failing gradient search (bad starting points,
+    a search whose line search fails); theory solves use ``throw=False`` and their result codes.
+    """
+    try:
+        return fn(*args, **kwargs), None
+    except errors as err:
+        return None, err
+
+
+# --------------------------------------------------------------------------- theory solves
 
 
 class Solves:
@@ -111,16 +67,16 @@ class Solves:
         if key in self.cache:
             return self.cache[key]
         lam_t, T, a, lam_s, alpha, gamma, _ = key
-        mixture = Mixture(alpha, p.delta, p.rho)
-        student = Student(gamma=gamma, temperature=T, hard_weight=a, lam=lam_s, data=data,
-                          alpha=alpha if data == "fresh" else None)
+        mixture = kdjax.Mixture(alpha, p.delta, p.rho)
+        student = kdjax.Student(gamma=gamma, temperature=T, hard_weight=a, lam=lam_s, data=data,
+                                alpha=alpha if data == "fresh" else None)
         start = time.perf_counter()
-        res = kdjax.solve_student(mixture, Teacher(p.loss, lam_t), student, throw=False)
+        res = kdjax.solve_student(mixture, kdjax.Teacher(p.loss, lam_t), student, throw=False)
         eps_s = float(res.gen_error) if bool(res.converged) else math.nan
         eps_t = float(res.teacher.gen_error) if bool(res.teacher.converged) else math.nan
         for who, r in (("teacher", res.teacher), ("student", res)):
             if r.result == kdjax.RESULTS.no_finite_minimiser:  # refused by name in the report
-                self.refused.append((key, f"the {who} has no finite minimiser at {key}"))
+                self.refused.append((key, f"the {who} has no finite minimiser at {describe_key(key)}"))
                 break
         self.seconds += time.perf_counter() - start
         self.count += 1
@@ -129,7 +85,7 @@ class Solves:
 
 
 class Optima:
-    """Gradient searches through ``kdjax.optimize_kd`` / ``best_teacher``, with their cost.
+    """Gradient searches through ``kdjax.optimize_kd`` / ``kdjax.best_teacher``, with their cost.
 
     Each search starts from the best point of a grid; its result is re-evaluated with
     ``Solves`` (so that every number written is a ``solve_student`` value) and kept only when
@@ -143,22 +99,24 @@ class Optima:
         self.seconds = 0.0
         self.failures: list = []
 
-    def _setting(self, lam_t, T, hard_weight=0.0, lam_s=0.0, alpha=None, gamma=None):
+    def setting(self, lam_t, T, hard_weight=0.0, lam_s=0.0, alpha=None, gamma=None):
+        """``(mixture, teacher, student)`` at the reference setting, with these overrides."""
         p = self.plan
-        mixture = Mixture(float(p.alpha if alpha is None else alpha), p.delta, p.rho)
-        student = Student(gamma=float(p.gamma if gamma is None else gamma), temperature=float(T),
-                          hard_weight=float(hard_weight), lam=float(lam_s))
-        return mixture, Teacher(p.loss, float(lam_t)), student
+        mixture = kdjax.Mixture(float(p.alpha if alpha is None else alpha), p.delta, p.rho)
+        student = kdjax.Student(gamma=float(p.gamma if gamma is None else gamma),
+                                temperature=float(T), hard_weight=float(hard_weight),
+                                lam=float(lam_s))
+        return mixture, kdjax.Teacher(p.loss, float(lam_t)), student
 
-    def _call(self, fn, *args, **kwargs):
+    def search(self, fn, *args, **kwargs):
+        """``fn(*args, steps, tol, **kwargs)``, or ``None`` (failure recorded) when it raised."""
         p = self.plan
         start = time.perf_counter()
-        try:
-            out = fn(*args, steps=p.opt_steps, tol=p.opt_tol, **kwargs)
-        except (ValueError, RuntimeError) as err:  # a failed search: the grid point is kept
-            self.failures.append(f"{getattr(fn, '__name__', fn)}({_describe(args, kwargs)}): "
-                                 f"{_summary(err)}")
-            out = None
+        out, err = solve_or_none(fn, *args, steps=p.opt_steps, tol=p.opt_tol,
+                                 errors=(ValueError, RuntimeError, FloatingPointError), **kwargs)
+        if err is not None:  # the grid point is kept
+            self.failures.append(f"{getattr(fn, '__name__', fn)}({describe(args, kwargs)}): "
+                                 f"{summary(err)}")
         self.seconds += time.perf_counter() - start
         self.calls += 1
         return out
@@ -169,10 +127,11 @@ class Optima:
         Returns ``(values, converged)``: the optimiser's free values (``None`` on failure).
         """
         values = dict(setting, **start)
-        mixture, teacher, student = self._setting(
+        mixture, teacher, student = self.setting(
             values["lam_t"], values.get("temperature", 1.0), values.get("hard_weight", 0.0),
             values.get("lam_s", 0.0), values.get("alpha"), values.get("gamma"))
-        opt = self._call(kdjax.optimize_kd, mixture, teacher, student, tuple(free), objective=objective)
+        opt = self.search(kdjax.optimize_kd, mixture, teacher, student, tuple(free),
+                          objective=objective)
         if opt is None:
             return None, False
         self.evaluations += int(opt.solves)
@@ -180,14 +139,20 @@ class Optima:
 
     def best_teacher(self, lam_t, T):
         """``best_teacher`` at the reference setting: ``(lam_t_teacher, lam_t_student)``."""
-        out = self._call(kdjax.best_teacher, *self._setting(lam_t, T))
+        out = self.search(kdjax.best_teacher, *self.setting(lam_t, T))
         if out is None:
             return None, None
         self.evaluations += int(out.solves)
         return float(out.lam_t_teacher), float(out.lam_t_student)
 
 
-def _describe(args, kwargs) -> str:
+def describe_key(key) -> str:
+    """A ``Solves`` cache key in the report's notation."""
+    lam_t, T, a, lam_s, alpha, gamma, data = key
+    return f"alpha={alpha:g}, gamma={gamma:g}, lam_t={lam_t:.3g}, T={T:.3g}, a={a:g}, lam_s={lam_s:.3g}, {data} inputs"
+
+
+def describe(args, kwargs) -> str:
     """The setting of a failed search, in the report's notation."""
     mixture, teacher, student = args[:3]
     text = (f"alpha={float(mixture.alpha):g}, gamma={float(student.gamma):g}, "
@@ -198,7 +163,7 @@ def _describe(args, kwargs) -> str:
     return text + "".join(f", {k}={v}" for k, v in kwargs.items())
 
 
-def _summary(err: BaseException) -> str:
+def summary(err: BaseException) -> str:
     """One line of an exception (JAX runtime errors carry whole tracebacks)."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     pick = next((line for line in lines if "Error:" in line and not line.startswith("File")),
@@ -214,21 +179,12 @@ def keep_better(start_values, start_error, values, error):
 
 
 def argmin(xs, ys):
+    """``(x, y)`` at the smallest finite ``y`` (NaNs when there is none)."""
     ys = np.asarray(ys, float)
     if not np.isfinite(ys).any():
         return math.nan, math.nan
     k = int(np.nanargmin(ys))
     return float(np.asarray(xs)[k]), float(ys[k])
-
-
-def tick(progress, stage, done, total):
-    if progress is not None:
-        progress(stage, min(done, total), total)
-
-
-def hard_teacher_lam(p: Plan) -> float:
-    """The teacher ``lam_t`` passed along with a hard-label student (which ignores it)."""
-    return float(p.dd_lam_t)
 
 
 def student_bayes_error(p: Plan, alpha: float) -> float:
@@ -238,21 +194,19 @@ def student_bayes_error(p: Plan, alpha: float) -> float:
     A lower bound for every same-input student (the other coordinates carry no information on
     the student's part of the cluster direction).
     """
-    from kdjax import bayes_optimal_error
-
-    return float(bayes_optimal_error(Mixture(alpha / p.gamma, p.delta / p.gamma, p.rho)))
+    return float(kdjax.bayes_optimal_error(kdjax.Mixture(alpha / p.gamma, p.delta / p.gamma, p.rho)))
 
 
-LAM_T, LAM_S, EPS = r"$\lambda_t$", r"$\lambda_s$", r"$\epsilon_g$"
+# --------------------------------------------------------------------------- CSV
 
 
-ALPHA, GAMMA, T_ = r"$\alpha$", r"$\gamma$", r"$T$"
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """One CSV file of a figure: its file name, column names and numeric rows."""
 
-
-SIM_LABEL = "simulation, N={n} (mean $\\pm$ s.e.m.)"
-
-
-FLAT = 1e-4  # error change between T*/2 and 2T* below which T* is called ill-determined
+    name: str
+    header: list
+    rows: list
 
 
 def write_csv(path: str, header: list[str], rows) -> tuple[str, int]:
@@ -275,7 +229,15 @@ def write_csv(path: str, header: list[str], rows) -> tuple[str, int]:
     return path, dropped
 
 
-def new_figure(ncols=1, nrows=1, size=(6.4, 4.6)):
+# --------------------------------------------------------------------------- plotting helpers
+
+LAM_T, LAM_S, EPS = r"$\lambda_t$", r"$\lambda_s$", r"$\epsilon_g$"
+ALPHA, GAMMA, T_ = r"$\alpha$", r"$\gamma$", r"$T$"
+SIM_LABEL = "simulation, N={n} (mean $\\pm$ s.e.m.)"
+
+
+def figure(ncols=1, nrows=1, size=(6.4, 4.6)):
+    """A matplotlib ``Figure`` on the Agg canvas and its ``nrows x ncols`` axes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -290,7 +252,7 @@ def save(fig, path):
     return path
 
 
-def palette(n, cmap="viridis"):
+def colors(n, cmap="viridis"):
     from matplotlib import colormaps
 
     cm = colormaps[cmap]
@@ -323,36 +285,20 @@ def plain_log_labels(axis, leads=(1.0, 2.0, 3.0, 5.0)):
     axis.set_minor_formatter(FuncFormatter(label))
 
 
+# --------------------------------------------------------------------------- report formatting
+
+
 def fmt(x, digits=4):
     if x is None or not np.isfinite(x):
         return "n/a"
     return f"{x:.{digits}f}"
 
 
-def short(x, digits=3):
+def g(x, digits=3):
     if x is None or not np.isfinite(x):
         return "n/a"
     return f"{x:.{digits}g}"
 
 
-def source(flag):
+def by(flag):
     return "gradient" if float(flag) else "grid"
-
-
-def sim_rows(sim, figure):
-    sel = np.asarray(sim["figure"]) == figure
-    return {k: np.asarray(v)[sel] for k, v in sim.items() if np.ndim(v) == 1}
-
-
-def spearman(x, y):
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 3:
-        return math.nan
-    rx = np.argsort(np.argsort(x[ok])).astype(float)
-    ry = np.argsort(np.argsort(y[ok])).astype(float)
-    return float(np.corrcoef(rx, ry)[0, 1])
-
-
-def curve_index(f3: dict, name: str) -> int:
-    """Position of the figure-3 curve called ``name`` (see ``double_descent_curves``)."""
-    return [c["name"] for c in f3["curves"]].index(name)

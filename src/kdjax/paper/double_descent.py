@@ -1,35 +1,130 @@
-"""Figure 3: double descent of the student against alpha (computation, plot, CSV, report section)."""
+"""Figure 3, double descent: the student's error against ``alpha`` and where its peaks lie.
+
+The curves are named (``Curves``: KD with a small or a finite ``lam_s``, behind a weakly or a
+strongly regularised teacher, on the same or on fresh inputs, and hard labels); ``compute`` solves
+each on the ``alpha`` grid, ``tables``, ``plot`` and ``section`` write ``fig3_double_descent.csv``,
+``fig3_peaks.csv``, ``fig3_simulation.csv``, ``fig3_double_descent.png`` and the report's section.
+"""
 
 from __future__ import annotations
 
-import os
+import dataclasses
+from typing import Generic, NamedTuple, TypeVar
 
 import numpy as np
 
+import kdjax
 
 from ._common import (
-    Progress, Plan, Solves, tick, student_bayes_error, LAM_T, LAM_S, EPS, ALPHA, GAMMA, T_,
-    SIM_LABEL, write_csv, new_figure, save, plain_log_ticks, fmt, short, sim_rows, curve_index,
-)
+    ALPHA, EPS, GAMMA, LAM_S, LAM_T, SIM_LABEL, T_, Solves, Table, figure, fmt, g, plain_log_ticks,
+    save, student_bayes_error)
+from ._plan import Plan, Progress, tick
+
+__all__ = ["Curve", "Curves", "CurveResult", "DoubleDescent", "curves", "compute", "tables",
+           "plot", "section", "PNG"]
+
+STAGE = "double descent"
+PNG = "fig3_double_descent.png"
+C = TypeVar("C")
 
 
-def double_descent_curves(p: Plan) -> list[dict]:
-    """The curves of figure 3: name (how the report finds a curve), label, teacher lam_t,
-    hard_weight, lam_s, data."""
+@dataclasses.dataclass(frozen=True)
+class Curve:
+    """One curve of figure 3: the student's loss mix and ridge, its teacher's ridge, its inputs."""
+
+    label: str
+    lam_t: float
+    hard_weight: float
+    lam_s: float
+    data: str  # "same" (the teacher's training inputs) or "fresh"
+
+    @property
+    def hard(self) -> bool:
+        return self.hard_weight >= 1.0
+
+    @property
+    def fresh(self) -> bool:
+        return self.data == "fresh"
+
+
+class Curves(NamedTuple, Generic[C]):
+    """The curves of figure 3 by name, in the order of the CSV files and the report."""
+
+    kd_small: C  # KD, same inputs, lam_s small, teacher lam_t = dd_lam_t
+    kd_reg: C  # KD, same inputs, lam_s = dd_lam_s_reg
+    kd_strong: C  # KD, same inputs, lam_s small, teacher lam_t = dd_lam_t_strong
+    fresh_small: C  # KD, fresh inputs, lam_s small
+    fresh_reg: C  # KD, fresh inputs, lam_s = dd_lam_s_reg
+    hard_small: C  # hard labels, lam_s small
+    hard_reg: C  # hard labels, lam_s = dd_lam_s_reg
+
+
+def curves(p: Plan) -> Curves[Curve]:
+    """The curves of figure 3 at the plan's settings."""
     small, reg, lt = p.dd_lam_s_small, p.dd_lam_s_reg, p.dd_lam_t
-    return [
-        dict(name="kd_small", label="KD, same inputs", lam_t=lt, hard_weight=0.0, lam_s=small, data="same"),
-        dict(name="kd_reg", label="KD, same inputs", lam_t=lt, hard_weight=0.0, lam_s=reg, data="same"),
-        dict(name="kd_strong", label="KD, same inputs", lam_t=p.dd_lam_t_strong, hard_weight=0.0, lam_s=small,
-             data="same"),
-        dict(name="kd_fresh_small", label="KD, fresh inputs", lam_t=lt, hard_weight=0.0, lam_s=small, data="fresh"),
-        dict(name="kd_fresh_reg", label="KD, fresh inputs", lam_t=lt, hard_weight=0.0, lam_s=reg, data="fresh"),
-        dict(name="hard_small", label="hard labels", lam_t=lt, hard_weight=1.0, lam_s=small, data="same"),
-        dict(name="hard_reg", label="hard labels", lam_t=lt, hard_weight=1.0, lam_s=reg, data="same"),
-    ]
+    return Curves(
+        kd_small=Curve("KD, same inputs", lt, 0.0, small, "same"),
+        kd_reg=Curve("KD, same inputs", lt, 0.0, reg, "same"),
+        kd_strong=Curve("KD, same inputs", p.dd_lam_t_strong, 0.0, small, "same"),
+        fresh_small=Curve("KD, fresh inputs", lt, 0.0, small, "fresh"),
+        fresh_reg=Curve("KD, fresh inputs", lt, 0.0, reg, "fresh"),
+        hard_small=Curve("hard labels", lt, 1.0, small, "same"),
+        hard_reg=Curve("hard labels", lt, 1.0, reg, "same"),
+    )
 
 
-def double_descent(p: Plan, solves: Solves, progress: Progress | None = None) -> dict:
+@dataclasses.dataclass(frozen=True)
+class CurveResult:
+    """One curve's errors on the ``alpha`` grid and its highest point (NaN: none / failed)."""
+
+    curve: Curve
+    student_error: np.ndarray
+    teacher_error: np.ndarray
+    predicted_threshold: float  # alpha = gamma (soft labels) or the separability threshold
+    error_at_predicted: float  # at the grid point nearest the predicted threshold
+    max_alpha: float  # the highest point
+    max_error: float
+    peak_alpha: float  # the highest point if it is interior (a peak), else NaN
+    peak_error: float
+
+    @property
+    def has_peak(self) -> bool:
+        return bool(np.isfinite(self.peak_alpha))
+
+
+@dataclasses.dataclass(frozen=True)
+class DoubleDescent:
+    """The numbers of figure 3."""
+
+    alpha: np.ndarray
+    curves: Curves[CurveResult]
+    student_bayes_error: np.ndarray  # per alpha: a lower bound for the same-input students
+    hard_separability_alpha: float  # gamma alpha*(delta / gamma, rho)
+    teacher_separability_alpha: float
+
+    @property
+    def student_error(self) -> np.ndarray:
+        """``(curve, alpha)`` student errors."""
+        return np.stack([c.student_error for c in self.curves])
+
+    @property
+    def teacher_error(self) -> np.ndarray:
+        return np.stack([c.teacher_error for c in self.curves])
+
+
+def _highest_point(curve: Curve, alphas, errors, teacher, predicted) -> CurveResult:
+    k_pred = int(np.argmin(np.abs(alphas - predicted)))
+    max_alpha = max_error = peak_alpha = peak_error = np.nan
+    if np.isfinite(errors).any():
+        k = int(np.nanargmax(errors))
+        max_alpha, max_error = alphas[k], errors[k]
+        if 0 < k < errors.size - 1:  # a maximum at the grid's edge is no peak (monotone curve)
+            peak_alpha, peak_error = alphas[k], errors[k]
+    return CurveResult(curve, errors, teacher, predicted, errors[k_pred], max_alpha, max_error,
+                       peak_alpha, peak_error)
+
+
+def compute(p: Plan, solves: Solves, progress: Progress | None = None) -> DoubleDescent:
     """Figure 3: student error against ``alpha`` (``T = p.dd_temperature``).
 
     Per curve: errors on ``p.dd_alphas`` plus ``p.dd_refine`` x each predicted threshold (NaN
@@ -38,230 +133,218 @@ def double_descent(p: Plan, solves: Solves, progress: Progress | None = None) ->
     for soft labels (more samples than student weights), the student's separability threshold
     ``gamma alpha*(delta / gamma, rho)`` for hard labels.
     """
-    from kdjax import separability_threshold
-
-    stage = "double descent"
-    hard_star = p.gamma * float(separability_threshold(p.delta / p.gamma, p.rho))
-    teacher_star = float(separability_threshold(p.delta, p.rho))
+    hard_star = p.gamma * float(kdjax.separability_threshold(p.delta / p.gamma, p.rho))
+    teacher_star = float(kdjax.separability_threshold(p.delta, p.rho))
     alphas = np.asarray(p.dd_alphas, float)
     extra = [c * f for c in (p.gamma, hard_star) for f in p.dd_refine]
     alphas = np.unique(np.round(np.concatenate([alphas, extra]), 12))
-    curves = double_descent_curves(p)
-    total = alphas.size * len(curves)
-    errors = np.full((len(curves), alphas.size), np.nan)
-    teacher = np.full((len(curves), alphas.size), np.nan)
+    specs = curves(p)
+    total = alphas.size * len(specs)
     done = 0
-    for c, curve in enumerate(curves):
+    out = []
+    for curve in specs:
+        errors, teacher = np.full(alphas.size, np.nan), np.full(alphas.size, np.nan)
         for i, alpha in enumerate(alphas):
-            errors[c, i], teacher[c, i] = solves.student(
-                curve["lam_t"], p.dd_temperature, curve["hard_weight"], curve["lam_s"],
-                alpha=alpha, data=curve["data"])
+            errors[i], teacher[i] = solves.student(
+                curve.lam_t, p.dd_temperature, curve.hard_weight, curve.lam_s,
+                alpha=alpha, data=curve.data)
             done += 1
-            tick(progress, stage, done, total)
-    peak_alpha = np.full(len(curves), np.nan)
-    peak_error = np.full(len(curves), np.nan)
-    max_alpha = np.full(len(curves), np.nan)
-    max_error = np.full(len(curves), np.nan)
-    predicted = np.array([hard_star if c["hard_weight"] >= 1 else p.gamma for c in curves])
-    at_predicted = np.full(len(curves), np.nan)
-    for c in range(len(curves)):
-        row = errors[c]
-        k_pred = int(np.argmin(np.abs(alphas - predicted[c])))
-        at_predicted[c] = row[k_pred]
-        if np.isfinite(row).any():
-            k = int(np.nanargmax(row))
-            max_alpha[c], max_error[c] = alphas[k], row[k]
-            # a maximum at the grid's edge is no peak (monotone curve)
-            if 0 < k < row.size - 1:
-                peak_alpha[c], peak_error[c] = alphas[k], row[k]
-    return {
-        "alpha": alphas, "curves": curves, "student_error": errors, "teacher_error": teacher,
-        "lam_t": np.array([c["lam_t"] for c in curves]),
-        "hard_weight": np.array([c["hard_weight"] for c in curves]),
-        "lam_s": np.array([c["lam_s"] for c in curves]),
-        "fresh": np.array([1.0 if c["data"] == "fresh" else 0.0 for c in curves]),
-        "peak_alpha": peak_alpha, "peak_error": peak_error, "max_alpha": max_alpha,
-        "max_error": max_error, "predicted_threshold": predicted,
-        "error_at_predicted": at_predicted,
-        "student_bayes_error": np.array([student_bayes_error(p, a) for a in alphas]),
-        "hard_separability_alpha": np.float64(hard_star),
-        "teacher_separability_alpha": np.float64(teacher_star),
-    }
+            tick(progress, STAGE, done, total)
+        out.append((curve, errors, teacher))
+    results = Curves(*(_highest_point(c, alphas, e, t, hard_star if c.hard else p.gamma)
+                       for c, e, t in out))
+    return DoubleDescent(
+        alpha=alphas, curves=results,
+        student_bayes_error=np.array([student_bayes_error(p, a) for a in alphas]),
+        hard_separability_alpha=np.float64(hard_star),
+        teacher_separability_alpha=np.float64(teacher_star))
 
 
-def _curve_style(curve, p):
+# --------------------------------------------------------------------------- CSV rows
+
+
+def tables(res) -> list[Table]:
+    """``fig3_double_descent.csv``, ``fig3_peaks.csv`` and ``fig3_simulation.csv`` (the figure-3
+    points of the simulations)."""
+    r, sim = res.double_descent, res.simulation
+    rows, peaks = [], []
+    for c in r.curves:
+        cv, fresh = c.curve, 1.0 if c.curve.fresh else 0.0
+        for i, alpha in enumerate(r.alpha):
+            rows.append((alpha, cv.lam_t, cv.hard_weight, cv.lam_s, fresh, c.student_error[i],
+                         c.teacher_error[i]))
+        peaks.append((cv.lam_t, cv.hard_weight, cv.lam_s, fresh, c.predicted_threshold,
+                      c.error_at_predicted, c.max_alpha, c.max_error, 1.0 if c.has_peak else 0.0))
+    s = sim.select(3.0)
+    sim_rows = [(s.alpha[k], s.lam_t[k], s.hard_weight[k], s.lam_s[k], sim.n_features,
+                 s.seeds[k], s.first_seed[k], s.student_mean[k], s.student_sem[k],
+                 s.student_theory[k]) for k in range(s.alpha.size)]
+    return [
+        Table("fig3_double_descent.csv",
+              ["alpha", "lam_t", "hard_weight", "lam_s", "fresh", "student_error", "teacher_error"],
+              rows),
+        Table("fig3_peaks.csv",
+              ["lam_t", "hard_weight", "lam_s", "fresh", "predicted_threshold",
+               "error_at_predicted", "max_alpha", "max_error", "has_interior_peak"], peaks),
+        Table("fig3_simulation.csv",
+              ["alpha", "lam_t", "hard_weight", "lam_s", "n_features", "seeds", "first_seed",
+               "student_error_mean", "student_error_sem", "student_error_theory"], sim_rows),
+    ]
+
+
+# --------------------------------------------------------------------------- plot
+
+
+def _curve_style(curve: Curve, p: Plan):
     """(colour, line style, label) of a figure-3 curve."""
-    small = curve["lam_s"] == p.dd_lam_s_small
-    if curve["hard_weight"] >= 1.0:
+    small = curve.lam_s == p.dd_lam_s_small
+    if curve.hard:
         color = "tab:red"
-    elif curve["lam_t"] != p.dd_lam_t:
+    elif curve.lam_t != p.dd_lam_t:
         color = "tab:green"
     else:
         color = "tab:blue"
-    label = curve["label"]
-    if curve["hard_weight"] < 1.0:
-        label += f", {LAM_T}={curve['lam_t']:g}"
-    label += f", {LAM_S}={curve['lam_s']:g}"
+    label = curve.label
+    if not curve.hard:
+        label += f", {LAM_T}={curve.lam_t:g}"
+    label += f", {LAM_S}={curve.lam_s:g}"
     return color, "-" if small else "--", label
 
 
-def plot(res, out):
-    r, p, sim = res["double_descent"], res["plan"], res["simulation"]
-    paths, dropped = [], {}
-    rows = []
-    for c in range(len(r["curves"])):
-        for i, alpha in enumerate(r["alpha"]):
-            rows.append((alpha, r["lam_t"][c], r["hard_weight"][c], r["lam_s"][c], r["fresh"][c],
-                         r["student_error"][c, i], r["teacher_error"][c, i]))
-    path, dropped["fig3_double_descent.csv"] = write_csv(
-        os.path.join(out, "fig3_double_descent.csv"),
-        ["alpha", "lam_t", "hard_weight", "lam_s", "fresh", "student_error", "teacher_error"], rows)
-    paths.append(path)
-    path, dropped["fig3_peaks.csv"] = write_csv(
-        os.path.join(out, "fig3_peaks.csv"),
-        ["lam_t", "hard_weight", "lam_s", "fresh", "predicted_threshold", "error_at_predicted",
-         "max_alpha", "max_error", "has_interior_peak"],
-        [(r["lam_t"][c], r["hard_weight"][c], r["lam_s"][c], r["fresh"][c],
-          r["predicted_threshold"][c], r["error_at_predicted"][c], r["max_alpha"][c],
-          r["max_error"][c], 1.0 if np.isfinite(r["peak_alpha"][c]) else 0.0)
-         for c in range(len(r["curves"]))])
-    paths.append(path)
-    s = sim_rows(sim, 3.0)
-    path, dropped["fig3_simulation.csv"] = write_csv(
-        os.path.join(out, "fig3_simulation.csv"),
-        ["alpha", "lam_t", "hard_weight", "lam_s", "n_features", "seeds", "first_seed",
-         "student_error_mean", "student_error_sem", "student_error_theory"],
-        [(s["alpha"][k], s["lam_t"][k], s["hard_weight"][k], s["lam_s"][k], sim["n_features"],
-          s["seeds"][k], s["first_seed"][k], s["student_mean"][k], s["student_sem"][k],
-          s["student_theory"][k]) for k in range(s["alpha"].size)])
-    paths.append(path)
+def _plot_simulations(ax, r: DoubleDescent, s, p: Plan):
+    """The same-input simulation points, each in the colour of its curve."""
+    sel = np.isfinite(s.student_mean)
+    for k in np.flatnonzero(sel):
+        match = [c.curve for c in r.curves if c.curve.data == "same"
+                 and c.curve.hard_weight == s.hard_weight[k] and c.curve.lam_s == s.lam_s[k]
+                 and c.curve.lam_t == s.lam_t[k]]
+        color = _curve_style(match[0], p)[0] if match else "tab:orange"
+        ax.errorbar([s.alpha[k]], [s.student_mean[k]], yerr=[s.student_sem[k]],
+                    fmt="o", color=color, mec="k", ms=6.5, capsize=3, zorder=5)
+    if sel.any():
+        ax.plot([], [], "o", color="0.6", mec="k", ms=6.5,
+                label=SIM_LABEL.format(n=p.sim_n_features) + ", colour of its curve")
 
-    fig, axes = new_figure(2, size=(6.2, 5.6))
+
+def _plot_panel(ax, r: DoubleDescent, s, p: Plan, fresh: bool):
+    for c in r.curves:
+        curve = c.curve
+        if not curve.hard and curve.fresh != fresh:
+            continue
+        color, ls, label = _curve_style(curve, p)
+        if curve.hard and fresh:
+            label += " (as left)"
+        ok = np.isfinite(c.student_error)
+        ax.plot(r.alpha[ok], c.student_error[ok], ls, marker=".", color=color, lw=1.8,
+                alpha=0.45 if curve.hard and fresh else 1.0, label=label)
+    reference = r.curves.kd_small  # the reference teacher (lam_t = dd_lam_t)
+    ok = np.isfinite(reference.teacher_error)
+    ax.plot(r.alpha[ok], reference.teacher_error[ok], "k:", lw=1.5,
+            label=f"teacher, {LAM_T}={p.dd_lam_t:g}")
+    ax.axvline(p.gamma, color="tab:blue", lw=1.0, ls=(0, (1, 3)))
+    ax.axvline(r.hard_separability_alpha, color="tab:red", lw=1.0, ls=(0, (1, 3)))
+    top = np.nanmax(r.student_error)
+    ax.text(p.gamma, top + 0.004, f" {ALPHA}={GAMMA}", color="tab:blue", fontsize=9,
+            va="bottom", ha="center")
+    ax.text(r.hard_separability_alpha, top + 0.004,
+            GAMMA + ALPHA + r"$^*(\Delta/\gamma,\rho)$", color="tab:red", fontsize=9,
+            va="bottom", ha="center")
+    ax.set_ylim(None, top + 0.025)
+    if not fresh:
+        _plot_simulations(ax, r, s, p)
+    ax.set_xscale("log")
+    plain_log_ticks(ax.xaxis, r.alpha.min(), r.alpha.max())
+    ax.set_xlabel(f"samples per input dimension {ALPHA}" + (r" $=\alpha_s$" if fresh else ""))
+    ax.set_ylabel(f"student test error {EPS}")
+    ax.set_title(("Fresh inputs: the student learns from $\\alpha_s N$ new inputs" if fresh else
+                  "Same inputs: the student learns from the teacher's training set")
+                 + f"\n{GAMMA}={p.gamma:g}, {T_}={p.dd_temperature:g}", fontsize=11)
+    ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
+    ax.grid(alpha=0.3, which="major")
+
+
+def plot(res, path: str) -> str:
+    """``fig3_double_descent.png``: same inputs (with simulations) and fresh inputs."""
+    r, p, s = res.double_descent, res.plan, res.simulation.select(3.0)
+    fig, axes = figure(2, size=(6.2, 5.6))
     for panel, fresh in enumerate((False, True)):
-        ax = axes[0, panel]
-        for c, curve in enumerate(r["curves"]):
-            is_fresh = curve["data"] == "fresh"
-            hard = curve["hard_weight"] >= 1.0
-            if not hard and is_fresh != fresh:
-                continue
-            color, ls, label = _curve_style(curve, p)
-            if hard and fresh:
-                label += " (as left)"
-            ok = np.isfinite(r["student_error"][c])
-            ax.plot(r["alpha"][ok], r["student_error"][c][ok], ls, marker=".", color=color, lw=1.8,
-                    alpha=0.45 if hard and fresh else 1.0, label=label)
-        c0 = 0  # the reference teacher (lam_t = dd_lam_t)
-        ok = np.isfinite(r["teacher_error"][c0])
-        ax.plot(r["alpha"][ok], r["teacher_error"][c0][ok], "k:", lw=1.5,
-                label=f"teacher, {LAM_T}={p.dd_lam_t:g}")
-        ax.axvline(p.gamma, color="tab:blue", lw=1.0, ls=(0, (1, 3)))
-        ax.axvline(r["hard_separability_alpha"], color="tab:red", lw=1.0, ls=(0, (1, 3)))
-        top = np.nanmax(r["student_error"])
-        ax.text(p.gamma, top + 0.004, f" {ALPHA}={GAMMA}", color="tab:blue", fontsize=9,
-                va="bottom", ha="center")
-        ax.text(r["hard_separability_alpha"], top + 0.004,
-                GAMMA + ALPHA + r"$^*(\Delta/\gamma,\rho)$", color="tab:red", fontsize=9,
-                va="bottom", ha="center")
-        ax.set_ylim(None, top + 0.025)
-        if not fresh:
-            sel = np.isfinite(s["student_mean"])
-            for k in np.flatnonzero(sel):
-                match = [c for c, cv in enumerate(r["curves"]) if cv["data"] == "same"
-                         and cv["hard_weight"] == s["hard_weight"][k] and cv["lam_s"] == s["lam_s"][k]
-                         and cv["lam_t"] == s["lam_t"][k]]
-                color = _curve_style(r["curves"][match[0]], p)[0] if match else "tab:orange"
-                ax.errorbar([s["alpha"][k]], [s["student_mean"][k]], yerr=[s["student_sem"][k]],
-                            fmt="o", color=color, mec="k", ms=6.5, capsize=3, zorder=5)
-            if sel.any():
-                ax.plot([], [], "o", color="0.6", mec="k", ms=6.5,
-                        label=SIM_LABEL.format(n=p.sim_n_features) + ", colour of its curve")
-        ax.set_xscale("log")
-        plain_log_ticks(ax.xaxis, r["alpha"].min(), r["alpha"].max())
-        ax.set_xlabel(f"samples per input dimension {ALPHA}" + (r" $=\alpha_s$" if fresh else ""))
-        ax.set_ylabel(f"student test error {EPS}")
-        ax.set_title(("Fresh inputs: the student learns from $\\alpha_s N$ new inputs" if fresh else
-                      "Same inputs: the student learns from the teacher's training set")
-                     + f"\n{GAMMA}={p.gamma:g}, {T_}={p.dd_temperature:g}", fontsize=11)
-        ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
-        ax.grid(alpha=0.3, which="major")
-    paths.append(save(fig, os.path.join(out, "fig3_double_descent.png")))
-    return paths, dropped
+        _plot_panel(axes[0, panel], r, s, p, fresh)
+    return save(fig, path)
+
+
+# --------------------------------------------------------------------------- report section
 
 
 def section(res) -> list[str]:
-    """The report's figure 3 section: its claim and what the data show."""
-    p = res["plan"]
-    f1, f2, f3, f4, f5 = (res[k] for k in ("inheritance", "limited", "double_descent",
-                                           "temperature", "simulation"))
-    L = []
+    """The report's figure-3 section: the claim, the peaks, the verdict."""
+    p, f3 = res.plan, res.double_descent
+    cs = f3.curves
+    L = ["## Figure 3 - double descent (`fig3_double_descent.png`)", ""]
     add = L.append
-    add("## Figure 3 - double descent (`fig3_double_descent.png`)")
-    add("")
     add("**Paper's claim.** A student with (almost) no regularisation has a peak of its test "
         "error where it can first fit its training targets exactly: with soft labels where the "
         "samples equal the student's weights, alpha = gamma; with hard labels where its data stop "
         "being linearly separable. Regularisation (of the student, or through KD of the teacher) "
         "damps the peak.")
     add("")
-    add(f"**kdjax finds** (T = {p.dd_temperature:g}, alpha on {len(f3['alpha'])} points from "
-        f"{f3['alpha'][0]:.3g} to {f3['alpha'][-1]:.3g}; `fig3_double_descent.csv`, "
+    add(f"**kdjax finds** (T = {p.dd_temperature:g}, alpha on {len(f3.alpha)} points from "
+        f"{f3.alpha[0]:.3g} to {f3.alpha[-1]:.3g}; `fig3_double_descent.csv`, "
         "`fig3_peaks.csv`):")
     add("")
     add("  | curve | teacher lam_t | lam_s | predicted threshold | eps_g there | highest point "
         "(alpha, eps_g) |")
     add("  | --- | --- | --- | --- | --- | --- |")
-    for c, curve in enumerate(f3["curves"]):
-        pa, pe = float(f3["peak_alpha"][c]), float(f3["peak_error"][c])
-        where = f"{short(pa)}, {fmt(pe)}" if np.isfinite(pa) else "none inside the grid (monotone)"
-        lt_txt = "-" if curve["hard_weight"] >= 1 else f"{curve['lam_t']:g}"
-        add(f"  | {curve['label']}{'' if curve['hard_weight'] < 1 else ' (a = 1)'} | {lt_txt} | "
-            f"{curve['lam_s']:g} | {short(float(f3['predicted_threshold'][c]))} | "
-            f"{fmt(float(f3['error_at_predicted'][c]))} | {where} |")
+    for c in cs:
+        curve = c.curve
+        pa, pe = float(c.peak_alpha), float(c.peak_error)
+        where = f"{g(pa)}, {fmt(pe)}" if np.isfinite(pa) else "none inside the grid (monotone)"
+        lt_txt = "-" if curve.hard else f"{curve.lam_t:g}"
+        add(f"  | {curve.label}{'' if not curve.hard else ' (a = 1)'} | {lt_txt} | "
+            f"{curve.lam_s:g} | {g(float(c.predicted_threshold))} | "
+            f"{fmt(float(c.error_at_predicted))} | {where} |")
     add("")
     add(f"- Predicted thresholds: alpha = gamma = {p.gamma:g} (soft labels); the hard-label "
         f"student's separability threshold gamma alpha*(Delta/gamma, rho) = "
-        f"{short(float(f3['hard_separability_alpha']))} (the teacher's own: "
-        f"{short(float(f3['teacher_separability_alpha']))}). The grid contains alpha = "
+        f"{g(float(f3.hard_separability_alpha))} (the teacher's own: "
+        f"{g(float(f3.teacher_separability_alpha))}). The grid contains alpha = "
         + ", ".join(f"{f:g}" for f in p.dd_refine) + " x each threshold.")
-    err, alphas = f3["student_error"], f3["alpha"]
-    kd_small, kd_strong, hard_small = (curve_index(f3, n) for n in ("kd_small", "kd_strong", "hard_small"))
-    pk = float(f3["peak_alpha"][kd_small])
+    alphas = f3.alpha
+    pk = float(cs.kd_small.peak_alpha)
     if np.isfinite(pk):
         add(f"- KD moves the peak: with lam_s = {p.dd_lam_s_small:g} the soft-label student peaks "
-            f"at alpha = {short(pk)} (eps_g = {fmt(float(f3['peak_error'][kd_small]))}, above the "
+            f"at alpha = {g(pk)} (eps_g = {fmt(float(cs.kd_small.peak_error))}, above the "
             f"error {min(p.rho, 1 - p.rho):g} of always guessing the larger class), not at the "
             "hard-label threshold.")
-    if np.isfinite(f3["error_at_predicted"][kd_strong]):
+    if np.isfinite(cs.kd_strong.error_at_predicted):
         add(f"- The teacher's regularisation damps it: behind a teacher with lam_t = "
             f"{p.dd_lam_t_strong:g} the same student reaches eps_g = "
-            f"{fmt(float(f3['error_at_predicted'][kd_strong]))} at alpha = gamma instead of "
-            f"{fmt(float(f3['error_at_predicted'][kd_small]))}.")
-    star = float(f3["hard_separability_alpha"])
-    below = (alphas < 0.999 * star) & np.isfinite(err[hard_small])
-    above = np.flatnonzero((alphas >= 0.999 * star) & np.isfinite(err[hard_small]))
+            f"{fmt(float(cs.kd_strong.error_at_predicted))} at alpha = gamma instead of "
+            f"{fmt(float(cs.kd_small.error_at_predicted))}.")
+    star = float(f3.hard_separability_alpha)
+    hard = cs.hard_small.student_error
+    below = (alphas < 0.999 * star) & np.isfinite(hard)
+    above = np.flatnonzero((alphas >= 0.999 * star) & np.isfinite(hard))
     if below.sum() >= 2 and above.size:
-        seg = err[hard_small][below]
-        after = ", ".join(f"{fmt(float(err[hard_small][k]))} at alpha = {short(float(alphas[k]))}"
+        seg = hard[below]
+        after = ", ".join(f"{fmt(float(hard[k]))} at alpha = {g(float(alphas[k]))}"
                           for k in above[:3])
         add(f"- Hard labels, lam_s = {p.dd_lam_s_small:g}: while the student's data are separable "
-            f"(alpha < {short(star)}) the error stays on a plateau, {fmt(seg.min())}...{fmt(seg.max())} "
+            f"(alpha < {g(star)}) the error stays on a plateau, {fmt(seg.min())}...{fmt(seg.max())} "
             "(the lam_s -> 0 student is the max-margin classifier there); from the threshold on "
             f"it falls ({after}): the hard-label peak is this cusp at the separability threshold.")
-    regs = [c for c, curve in enumerate(f3["curves"]) if curve["lam_s"] == p.dd_lam_s_reg]
-    mono = [c for c in regs if not np.isfinite(f3["peak_alpha"][c])]
+    regs = [c for c in cs if c.curve.lam_s == p.dd_lam_s_reg]
+    mono = [c for c in regs if not c.has_peak]
     add(f"- With lam_s = {p.dd_lam_s_reg:g}, {len(mono)} of {len(regs)} curves have no interior "
         "maximum: student regularisation removes the peaks.")
-    c_fresh = 3
-    if np.isfinite(f3["error_at_predicted"][c_fresh]):
+    if np.isfinite(cs.fresh_small.error_at_predicted):
         add(f"- Fresh inputs (the student learns from alpha_s N new inputs labelled by the teacher): "
-            f"same threshold alpha_s = gamma, eps_g = {fmt(float(f3['error_at_predicted'][c_fresh]))} "
-            f"there vs {fmt(float(f3['error_at_predicted'][kd_small]))} on the teacher's own inputs.")
-    n_nan = int(np.sum(~np.isfinite(f3["student_error"])))
+            f"same threshold alpha_s = gamma, eps_g = {fmt(float(cs.fresh_small.error_at_predicted))} "
+            f"there vs {fmt(float(cs.kd_small.error_at_predicted))} on the teacher's own inputs.")
+    n_nan = int(np.sum(~np.isfinite(f3.student_error)))
     add(f"- Points left out (solve not converged or no finite minimiser): {n_nan} of "
-        f"{f3['student_error'].size}.")
+        f"{f3.student_error.size}.")
     add("- Verdict: **reproduced**. The interpolation peak sits at alpha = gamma for soft labels "
         "and at the separability threshold for hard labels; KD moves it, and regularisation "
         "(the student's, or the teacher's through KD) damps or removes it.")
     add("")
     return L
-

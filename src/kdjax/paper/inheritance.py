@@ -1,34 +1,68 @@
-"""Figure 1: the KD student inherits its teacher's regularisation (computation, plot, CSV, report section)."""
+"""Figure 1, inheriting the regularisation: the unregularised KD student against its teacher's ridge.
+
+``compute`` solves the grid ``lam_t x T`` (student ``a = 0``, ``lam_s = 0``), the hard-label student
+and the Bayes-optimal errors; ``tables``, ``plot`` and ``section`` turn them (with the teacher's
+optimum of figure 2 and the simulations of figure 5) into CSV rows, ``fig1_inheritance.png`` and
+the report's section.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import os
 
 import numpy as np
 
-from kdjax import Mixture
+import kdjax
 
 from ._common import (
-    Progress, Plan, Solves, Optima, keep_better, argmin, tick, hard_teacher_lam,
-    student_bayes_error, LAM_T, LAM_S, EPS, ALPHA, GAMMA, SIM_LABEL, write_csv, new_figure,
-    save, palette, fmt, short, source, sim_rows,
-)
+    ALPHA, EPS, GAMMA, LAM_S, LAM_T, SIM_LABEL, Optima, Solves, Table, argmin, by, colors, figure,
+    fmt, g, keep_better, save, student_bayes_error)
+from ._plan import Plan, Progress, tick
+
+__all__ = ["Inheritance", "compute", "hard_teacher_lam", "tables", "plot", "section", "PNG"]
+
+STAGE = "inheritance"
+PNG = "fig1_inheritance.png"
 
 
-def inheritance(p: Plan, solves: Solves, optima: Optima, progress: Progress | None = None) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Inheritance:
+    """The numbers of figure 1 (NaN: a solve that failed or has no finite minimiser)."""
+
+    lam_t: np.ndarray  # teacher ridge grid
+    temperature: np.ndarray  # temperature grid
+    student_error: np.ndarray  # (lam_t, temperature)
+    teacher_error: np.ndarray  # per lam_t
+    lam_s: np.ndarray  # the hard-label student's ridge scan
+    hard_error: np.ndarray  # per lam_s
+    hard_teacher_lam_t: float
+    hard_lam_s0: float  # the "unregularised" hard-label student's lam_s (0, or tiny if separable)
+    hard_unreg_error: float
+    hard_best_lam_s: float
+    hard_best_error: float
+    hard_best_by_gradient: float
+    bayes_error: float  # of the full input
+    student_bayes_error: float  # of the student's gamma N coordinates
+    hard_separability_alpha: float
+
+
+def hard_teacher_lam(p: Plan) -> float:
+    """The teacher ``lam_t`` passed along with a hard-label student (which ignores it)."""
+    return float(p.dd_lam_t)
+
+
+def compute(p: Plan, solves: Solves, optima: Optima,
+            progress: Progress | None = None) -> Inheritance:
     """Figure 1: the unregularised KD student against the teacher's ridge ``lam_t``.
 
-    Returns the grid ``lam_t x T`` of student errors (``a = 0``, ``lam_s = 0``), the teacher's
-    error per ``lam_t``, the hard-label student (``a = 1``: independent of the teacher) at
-    ``lam_s = 0`` and over a ``lam_s`` scan whose best point starts a gradient search, and the
-    Bayes-optimal errors of the full input and of the student's ``gamma N`` coordinates.
+    The grid ``lam_t x T`` of student errors (``a = 0``, ``lam_s = 0``), the teacher's error per
+    ``lam_t``, the hard-label student (``a = 1``: independent of the teacher) at ``lam_s = 0``
+    and over a ``lam_s`` scan whose best point starts a gradient search, and the Bayes-optimal
+    errors of the full input and of the student's ``gamma N`` coordinates.
     """
-    from kdjax import bayes_optimal_error, separability_threshold
-
     lam_t, temps, lam_s = np.asarray(p.lam_t), np.asarray(p.temperatures), np.asarray(p.lam_s_grid)
     total = lam_t.size * temps.size + 1 + lam_s.size + 1
-    stage = "inheritance"
     student = np.full((lam_t.size, temps.size), np.nan)
     teacher = np.full(lam_t.size, np.nan)
     done = 0
@@ -38,99 +72,104 @@ def inheritance(p: Plan, solves: Solves, optima: Optima, progress: Progress | No
             if np.isfinite(eps_t):
                 teacher[i] = eps_t
             done += 1
-            tick(progress, stage, done, total)
+            tick(progress, STAGE, done, total)
 
     lt_hard = hard_teacher_lam(p)
     hard = lambda x: solves.student(lt_hard, 1.0, 1.0, x)[0]
     # Unregularised hard-label student: lam_s = 0 when its data are not separable, else tiny lam_s.
-    star = p.gamma * float(separability_threshold(p.delta / p.gamma, p.rho))
+    star = p.gamma * float(kdjax.separability_threshold(p.delta / p.gamma, p.rho))
     hard_lam_s0 = 0.0 if p.alpha > star else p.dd_lam_s_small
     hard_unreg = hard(hard_lam_s0)
     hard_scan = np.array([hard(x) for x in lam_s])
     done += 1 + lam_s.size
-    tick(progress, stage, done, total)
+    tick(progress, STAGE, done, total)
     best_lam_s, hard_best = argmin(lam_s, hard_scan)
     by_gradient = False
     if p.student_gradient and np.isfinite(hard_best):
         values, _ = optima.optimum(("lam_s",), {"lam_s": best_lam_s}, lam_t=lt_hard,
                                    temperature=1.0, hard_weight=1.0)
         err = hard(values["lam_s"]) if values is not None else math.nan
-        values, hard_best, by_gradient = keep_better({"lam_s": best_lam_s}, hard_best, values, err)
+        values, hard_best, by_gradient = keep_better({"lam_s": best_lam_s}, hard_best,
+                                                            values, err)
         best_lam_s = values["lam_s"]
-    tick(progress, stage, total, total)
-    mixture = Mixture(p.alpha, p.delta, p.rho)
-    return {
-        "lam_t": lam_t, "temperature": temps, "student_error": student, "teacher_error": teacher,
-        "lam_s": lam_s, "hard_error": hard_scan, "hard_teacher_lam_t": np.float64(lt_hard),
-        "hard_lam_s0": np.float64(hard_lam_s0), "hard_unreg_error": np.float64(hard_unreg),
-        "hard_best_lam_s": np.float64(best_lam_s), "hard_best_error": np.float64(hard_best),
-        "hard_best_by_gradient": np.float64(by_gradient),
-        "bayes_error": np.float64(float(bayes_optimal_error(mixture))),
-        "student_bayes_error": np.float64(student_bayes_error(p, p.alpha)),
-        "hard_separability_alpha": np.float64(star),
-    }
+    tick(progress, STAGE, total, total)
+    mixture = kdjax.Mixture(p.alpha, p.delta, p.rho)
+    return Inheritance(
+        lam_t=lam_t, temperature=temps, student_error=student, teacher_error=teacher,
+        lam_s=lam_s, hard_error=hard_scan, hard_teacher_lam_t=np.float64(lt_hard),
+        hard_lam_s0=np.float64(hard_lam_s0), hard_unreg_error=np.float64(hard_unreg),
+        hard_best_lam_s=np.float64(best_lam_s), hard_best_error=np.float64(hard_best),
+        hard_best_by_gradient=np.float64(by_gradient),
+        bayes_error=np.float64(float(kdjax.bayes_optimal_error(mixture))),
+        student_bayes_error=np.float64(student_bayes_error(p, p.alpha)),
+        hard_separability_alpha=np.float64(star))
 
 
-def plot(res, out):
-    r, p, sim, f2 = res["inheritance"], res["plan"], res["simulation"], res["limited"]
-    paths, dropped = [], {}
-    rows = [(lt, T, r["student_error"][i, j], r["teacher_error"][i])
-            for i, lt in enumerate(r["lam_t"]) for j, T in enumerate(r["temperature"])]
-    path, dropped["fig1_kd_student.csv"] = write_csv(
-        os.path.join(out, "fig1_kd_student.csv"),
-        ["lam_t", "temperature", "student_error", "teacher_error"], rows)
-    paths.append(path)
-    rows = [(r["hard_lam_s0"], r["hard_unreg_error"])] + list(zip(r["lam_s"], r["hard_error"]))
-    rows.append((r["hard_best_lam_s"], r["hard_best_error"]))
-    rows = sorted(set((float(a), float(b)) for a, b in rows))
-    path, dropped["fig1_hard_student.csv"] = write_csv(
-        os.path.join(out, "fig1_hard_student.csv"), ["lam_s", "hard_student_error"], rows)
-    paths.append(path)
-    path, dropped["fig1_reference.csv"] = write_csv(
-        os.path.join(out, "fig1_reference.csv"),
-        ["alpha", "delta", "rho", "gamma", "bayes_error", "student_bayes_error", "hard_teacher_lam_t",
-         "hard_lam_s0", "hard_unreg_error", "hard_best_lam_s", "hard_best_error",
-         "hard_best_by_gradient"],
-        [(p.alpha, p.delta, p.rho, p.gamma, r["bayes_error"], r["student_bayes_error"],
-          r["hard_teacher_lam_t"], r["hard_lam_s0"], r["hard_unreg_error"], r["hard_best_lam_s"],
-          r["hard_best_error"], r["hard_best_by_gradient"])])
-    paths.append(path)
-    s = sim_rows(sim, 1.0)
-    path, dropped["fig1_simulation.csv"] = write_csv(
-        os.path.join(out, "fig1_simulation.csv"),
-        ["lam_t", "temperature", "n_features", "seeds", "first_seed", "student_error_mean",
-         "student_error_sem", "teacher_error_mean", "teacher_error_sem", "student_error_theory",
-         "teacher_error_theory"],
-        [(s["lam_t"][k], s["temperature"][k], sim["n_features"], s["seeds"][k], s["first_seed"][k],
-          s["student_mean"][k], s["student_sem"][k], s["teacher_mean"][k], s["teacher_sem"][k],
-          s["student_theory"][k], s["teacher_theory"][k]) for k in range(s["lam_t"].size)])
-    paths.append(path)
+# --------------------------------------------------------------------------- CSV rows
 
-    fig, axes = new_figure(size=(7.6, 5.6))
+
+def tables(res) -> list[Table]:
+    """``fig1_kd_student.csv``, ``fig1_hard_student.csv``, ``fig1_reference.csv`` and
+    ``fig1_simulation.csv`` (the figure-1 points of the simulations)."""
+    r, p, sim = res.inheritance, res.plan, res.simulation
+    kd = [(lt, T, r.student_error[i, j], r.teacher_error[i])
+          for i, lt in enumerate(r.lam_t) for j, T in enumerate(r.temperature)]
+    hard = [(r.hard_lam_s0, r.hard_unreg_error)] + list(zip(r.lam_s, r.hard_error))
+    hard.append((r.hard_best_lam_s, r.hard_best_error))
+    hard = sorted(set((float(a), float(b)) for a, b in hard))
+    reference = [(p.alpha, p.delta, p.rho, p.gamma, r.bayes_error, r.student_bayes_error,
+                  r.hard_teacher_lam_t, r.hard_lam_s0, r.hard_unreg_error, r.hard_best_lam_s,
+                  r.hard_best_error, r.hard_best_by_gradient)]
+    s = sim.select(1.0)
+    sim_rows = [(s.lam_t[k], s.temperature[k], sim.n_features, s.seeds[k], s.first_seed[k],
+                 s.student_mean[k], s.student_sem[k], s.teacher_mean[k], s.teacher_sem[k],
+                 s.student_theory[k], s.teacher_theory[k]) for k in range(s.lam_t.size)]
+    return [
+        Table("fig1_kd_student.csv", ["lam_t", "temperature", "student_error", "teacher_error"], kd),
+        Table("fig1_hard_student.csv", ["lam_s", "hard_student_error"], hard),
+        Table("fig1_reference.csv",
+              ["alpha", "delta", "rho", "gamma", "bayes_error", "student_bayes_error",
+               "hard_teacher_lam_t", "hard_lam_s0", "hard_unreg_error", "hard_best_lam_s",
+               "hard_best_error", "hard_best_by_gradient"], reference),
+        Table("fig1_simulation.csv",
+              ["lam_t", "temperature", "n_features", "seeds", "first_seed", "student_error_mean",
+               "student_error_sem", "teacher_error_mean", "teacher_error_sem",
+               "student_error_theory", "teacher_error_theory"], sim_rows),
+    ]
+
+
+# --------------------------------------------------------------------------- plot
+
+
+def plot(res, path: str) -> str:
+    """``fig1_inheritance.png``: error against ``lam_t``, one curve per ``T``, with references."""
+    r, p, f2 = res.inheritance, res.plan, res.limited
+    s = res.simulation.select(1.0)
+    fig, axes = figure(size=(7.6, 5.6))
     ax = axes[0, 0]
-    temps = r["temperature"]
-    colors = palette(temps.size)
-    for j, (T, c) in enumerate(zip(temps, colors)):
-        ax.plot(r["lam_t"], r["student_error"][:, j], "-", color=c, lw=1.8,
+    temps = r.temperature
+    palette = colors(temps.size)
+    for j, (T, c) in enumerate(zip(temps, palette)):
+        ax.plot(r.lam_t, r.student_error[:, j], "-", color=c, lw=1.8,
                 label=f"KD student, $T={T:g}$")
-    ax.plot(r["lam_t"], r["teacher_error"], "k--", lw=2.0, label="teacher")
-    if np.isfinite(f2["lam_t_teacher"]):
-        ax.plot([f2["lam_t_teacher"]], [f2["teacher_best_error"]], "*", color="k", ms=11,
-                label=f"teacher's optimum, {LAM_T}={short(float(f2['lam_t_teacher']))}")
-    ax.axhline(r["hard_unreg_error"], color="tab:red", ls=":", lw=2.0,
-               label=f"hard labels ($a=1$), {LAM_S}$={short(float(r['hard_lam_s0']))}$")
-    ax.axhline(r["hard_best_error"], color="tab:red", ls="-.", lw=1.8,
-               label=f"hard labels, optimal {LAM_S}$={short(float(r['hard_best_lam_s']))}$")
-    ax.axhline(r["student_bayes_error"], color="0.45", ls=(0, (5, 2, 1, 2)), lw=1.4,
+    ax.plot(r.lam_t, r.teacher_error, "k--", lw=2.0, label="teacher")
+    if np.isfinite(f2.lam_t_teacher):
+        ax.plot([f2.lam_t_teacher], [f2.teacher_best_error], "*", color="k", ms=11,
+                label=f"teacher's optimum, {LAM_T}={g(float(f2.lam_t_teacher))}")
+    ax.axhline(r.hard_unreg_error, color="tab:red", ls=":", lw=2.0,
+               label=f"hard labels ($a=1$), {LAM_S}$={g(float(r.hard_lam_s0))}$")
+    ax.axhline(r.hard_best_error, color="tab:red", ls="-.", lw=1.8,
+               label=f"hard labels, optimal {LAM_S}$={g(float(r.hard_best_lam_s))}$")
+    ax.axhline(r.student_bayes_error, color="0.45", ls=(0, (5, 2, 1, 2)), lw=1.4,
                label=f"Bayes-optimal on the student's {GAMMA}N inputs")
-    ax.axhline(r["bayes_error"], color="0.45", ls="-", lw=1.4, label="Bayes-optimal")
-    ok = np.isfinite(s["student_mean"])
+    ax.axhline(r.bayes_error, color="0.45", ls="-", lw=1.4, label="Bayes-optimal")
+    ok = np.isfinite(s.student_mean)
     if ok.any():
         k = int(np.argmin(np.abs(np.log(temps / p.sim_temperature))))
-        ax.errorbar(s["lam_t"][ok], s["student_mean"][ok], yerr=s["student_sem"][ok], fmt="o",
-                    color=colors[k], mec="k", ms=6, capsize=3, zorder=5,
+        ax.errorbar(s.lam_t[ok], s.student_mean[ok], yerr=s.student_sem[ok], fmt="o",
+                    color=palette[k], mec="k", ms=6, capsize=3, zorder=5,
                     label=f"student $T={p.sim_temperature:g}$, " + SIM_LABEL.format(n=p.sim_n_features))
-        ax.errorbar(s["lam_t"][ok], s["teacher_mean"][ok], yerr=s["teacher_sem"][ok], fmt="s",
+        ax.errorbar(s.lam_t[ok], s.teacher_mean[ok], yerr=s.teacher_sem[ok], fmt="s",
                     color="k", mfc="white", ms=6, capsize=3, zorder=5,
                     label="teacher, " + SIM_LABEL.format(n=p.sim_n_features))
     ax.set_xscale("log")
@@ -141,25 +180,24 @@ def plot(res, out):
                  f"$\\rho$={p.rho:g}, logistic teacher)", fontsize=11)
     ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
     ax.grid(alpha=0.3, which="both")
-    paths.append(save(fig, os.path.join(out, "fig1_inheritance.png")))
-    return paths, dropped
+    return save(fig, path)
+
+
+# --------------------------------------------------------------------------- report section
 
 
 def section(res) -> list[str]:
-    """The report's figure 1 section: its claim and what the data show."""
-    f1, f2, f3, f4, f5 = (res[k] for k in ("inheritance", "limited", "double_descent",
-                                           "temperature", "simulation"))
-    L = []
-    add = L.append
-    kd = f1["student_error"]
-    temps, lam_t = f1["temperature"], f1["lam_t"]
+    """The report's figure-1 section: the claim, the numbers, the verdict."""
+    f1, f2 = res.inheritance, res.limited
+    kd = f1.student_error
+    temps, lam_t = f1.temperature, f1.lam_t
     i_best, j_best = np.unravel_index(np.nanargmin(kd), kd.shape)
     kd_best = float(kd[i_best, j_best])
-    hu, hb = float(f1["hard_unreg_error"]), float(f1["hard_best_error"])
-    t_err = f1["teacher_error"]
+    hu, hb = float(f1.hard_unreg_error), float(f1.hard_best_error)
+    t_err = f1.teacher_error
     it = int(np.nanargmin(t_err))
-    add("## Figure 1 - inheriting the regularisation (`fig1_inheritance.png`)")
-    add("")
+    L = ["## Figure 1 - inheriting the regularisation (`fig1_inheritance.png`)", ""]
+    add = L.append
     add("**Paper's claim.** A student trained on the soft labels of a regularised teacher inherits "
         "the teacher's regularisation: with no regularisation of its own it generalises better "
         "than the same student trained on the hard labels without regularisation, the more so the "
@@ -168,9 +206,9 @@ def section(res) -> list[str]:
     add("**kdjax finds** (KD student: a = 0, lam_s = 0; data `fig1_kd_student.csv`, "
         "`fig1_hard_student.csv`, `fig1_reference.csv`):")
     add("")
-    add(f"- Hard-label student (a = 1): unregularised (lam_s = {short(float(f1['hard_lam_s0']))}) "
-        f"eps_g = {fmt(hu)}; optimally regularised (lam_s* = {short(float(f1['hard_best_lam_s']))}, "
-        f"{source(f1['hard_best_by_gradient'])}) eps_g = {fmt(hb)}.")
+    add(f"- Hard-label student (a = 1): unregularised (lam_s = {g(float(f1.hard_lam_s0))}) "
+        f"eps_g = {fmt(hu)}; optimally regularised (lam_s* = {g(float(f1.hard_best_lam_s))}, "
+        f"{by(f1.hard_best_by_gradient)}) eps_g = {fmt(hb)}.")
     add("- The KD student's error falls as its teacher is regularised, at every temperature:")
     add("")
     add(f"  | T | eps_g, teacher lam_t = {lam_t[0]:.3g} | best eps_g over lam_t | at lam_t |")
@@ -188,10 +226,10 @@ def section(res) -> list[str]:
         f"{lam_t[i_best]:.3g}, T = {temps[j_best]:g}), {fmt(hu - kd_best)} below the unregularised "
         f"hard-label student{share}")
     add(f"- Teacher: minimal error {fmt(float(t_err[it]))} on the grid at lam_t = "
-        f"{lam_t[it]:.3g}; optimum lam_t = {short(float(f2['lam_t_teacher']))} "
-        f"({source(f2['teacher_by_gradient'])}), eps_g = {fmt(float(f2['teacher_best_error']))}. "
-        f"Bayes-optimal error {fmt(float(f1['bayes_error']))} on the full input, "
-        f"{fmt(float(f1['student_bayes_error']))} with the student's gamma N coordinates only "
+        f"{lam_t[it]:.3g}; optimum lam_t = {g(float(f2.lam_t_teacher))} "
+        f"({by(f2.teacher_by_gradient)}), eps_g = {fmt(float(f2.teacher_best_error))}. "
+        f"Bayes-optimal error {fmt(float(f1.bayes_error))} on the full input, "
+        f"{fmt(float(f1.student_bayes_error))} with the student's gamma N coordinates only "
         "(a lower bound for every student here).")
     last = kd[-1][np.isfinite(kd[-1])]
     if last.size and np.isfinite(t_err[-1]):
@@ -203,4 +241,3 @@ def section(res) -> list[str]:
         "regularised hard-label student.")
     add("")
     return L
-

@@ -1,84 +1,56 @@
-"""The assembly of a reproduction: run every figure's computation, write its plot and CSV files,
-check the results and put ``report.md`` together from the figures' sections."""
+"""The reproduction's assembly: compute the five figures, check them, write every file.
+
+``run(out_dir, quick, progress)`` is what ``kdjax reproduce`` calls: ``compute`` runs the figure
+modules in order (each figure's numbers feed the later ones), ``checks`` tests the physics of the
+result, and ``write_all`` writes each figure's CSV files and PNG and ``report.md``, which is the
+run's header, the figures' sections, the sanity checks and the run's bookkeeping.
+
+Optima come from ``kdjax.optimize_kd`` / ``kdjax.best_teacher`` (gradient descent on the exact
+error, implicit differentiation through both fixed points), each started from the best point of
+a grid; ``--quick`` keeps only the teacher's gradient search (cheap to compile) and takes the
+student's optima from the grids.  Every error written to a CSV file is re-evaluated by
+``kdjax.solve_student`` at the reported parameters; NaN marks a point whose solve failed or that
+has no finite minimiser (the CSV writer drops those rows and the report says so).  Costs on 2 CPU
+cores: a theory solve takes 0.05-0.5 s after a one-off compilation of ~20 s per data mode; each
+kind of gradient search (free parameters, objective) compiles once, 13 s for the teacher's
+objective and ~35 s for the student's.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 
 import numpy as np
 
 from . import double_descent, inheritance, limited_by_teacher, simulations, temperature
-from ._common import Optima, Progress, Solves, curve_index, plan
+from ._common import Optima, Solves, write_csv
+from ._plan import Plan, Progress, plan
+
+__all__ = ["Results", "compute", "checks", "report", "write_all", "run", "FIGURES"]
 
 FIGURES = (inheritance, limited_by_teacher, double_descent, temperature, simulations)
 
 
-def checks(res: dict) -> list[tuple[str, bool, str]]:
-    """Physical consistency of the computed data: ``(statement, holds, numbers)`` per check."""
-    p = res["plan"]
-    f1, f2, f3, f4, f5 = (res[k] for k in ("inheritance", "limited", "double_descent",
-                                           "temperature", "simulation"))
-    out = []
+@dataclasses.dataclass
+class Results:
+    """Everything a reproduction run computed, by figure, with its cost and sanity checks."""
 
-    def finite(*arrays):
-        return np.concatenate([np.ravel(np.asarray(a, float)) for a in arrays])
-
-    errors = finite(f1["student_error"], f1["teacher_error"], f1["hard_error"],
-                    [f1["hard_unreg_error"], f1["hard_best_error"]], f3["student_error"],
-                    f3["teacher_error"], f4["opt_error"], f4["teacher_best_error"],
-                    f2["student_error_at_lam_t_student"], [f2["teacher_best_error"]])
-    errors = errors[np.isfinite(errors)]
-    out.append(("every test error lies in [0, 0.5]", bool(np.all((errors >= 0) & (errors <= 0.5))),
-                f"{errors.size} values in [{errors.min():.4f}, {errors.max():.4f}]"))
-    bayes = float(f1["bayes_error"])
-    ref = finite(f1["student_error"], f1["teacher_error"], f1["hard_error"])
-    ref = ref[np.isfinite(ref)]
-    out.append(("the Bayes-optimal error is below every figure-1 error",
-                bool(np.all(ref > bayes)), f"eps_BO = {bayes:.4f} < min {ref.min():.4f}"))
-    same = f3["fresh"] == 0.0
-    margin = f3["student_error"][same] - f3["student_bayes_error"][None, :]
-    out.append(("every same-input student of figure 3 is above the Bayes-optimal error of its "
-                "gamma N coordinates", bool(np.nanmin(margin) > 0),
-                f"smallest margin {np.nanmin(margin):.4f}"))
-    k = int(np.nanargmin(f1["teacher_error"]))
-    out.append(("the teacher's error is minimal at an interior lam_t",
-                0 < k < f1["lam_t"].size - 1,
-                f"grid minimum at lam_t = {f1['lam_t'][k]:.3g}; gradient optimum lam_t = "
-                f"{float(f2['lam_t_teacher']):.3g}"))
-    gain = f1["student_error"][0] - np.nanmin(f1["student_error"], axis=0)
-    out.append(("at every T the unregularised KD student improves when its teacher is "
-                "regularised", bool(np.all(gain > 0)),
-                f"gain over the least regularised teacher {np.min(gain):.4f}...{np.max(gain):.4f}"))
-    kd = curve_index(f3, "kd_small")
-    alphas = f3["alpha"]
-    pk = float(f3["peak_alpha"][kd])
-    i = int(np.argmin(np.abs(alphas - p.gamma)))
-    near = alphas[max(i - 1, 0):i + 2]
-    out.append(("the small-lam_s KD student peaks at alpha = gamma (within one grid step)",
-                bool(np.isfinite(pk) and near.min() <= pk <= near.max()),
-                f"peak at alpha = {pk:.3g}, gamma = {p.gamma:g}"))
-    regs = [c for c, curve in enumerate(f3["curves"]) if curve["lam_s"] == p.dd_lam_s_reg]
-    out.append(("no curve with lam_s = %g has an interior maximum" % p.dd_lam_s_reg,
-                bool(np.all(~np.isfinite(f3["peak_alpha"][regs]))),
-                f"{len(regs)} curves"))
-    sim_ok = np.isfinite(f5["student_mean"]) & np.isfinite(f5["student_theory"])
-    if sim_ok.any():
-        z = np.concatenate([
-            ((f5["student_mean"] - f5["student_theory"]) / f5["student_sem"])[sim_ok],
-            ((f5["teacher_mean"] - f5["teacher_theory"]) / f5["teacher_sem"])[sim_ok]])
-        allowance = 1.0 / f5["n_features"]
-        gap = np.abs(f5["student_mean"] - f5["student_theory"])[sim_ok]
-        within = gap <= 3 * f5["student_sem"][sim_ok] + allowance
-        out.append(("every simulated student error is within 3 s.e.m. + 1/N of the theory",
-                    bool(np.all(within)),
-                    f"{int(sim_ok.sum())} points, max |z| = {np.max(np.abs(z)):.2f}, "
-                    f"chi2 = {np.sum(z ** 2):.1f} for {z.size} values (student and teacher)"))
-    return out
+    plan: Plan
+    inheritance: inheritance.Inheritance
+    limited: limited_by_teacher.LimitedByTeacher
+    double_descent: double_descent.DoubleDescent
+    temperature: temperature.Temperature
+    simulation: simulations.Simulations
+    timings: dict  # stage -> seconds, and "total"
+    solves: Solves  # count, seconds, refused
+    optima: Optima  # calls, evaluations, seconds, failures
+    checks: list = dataclasses.field(default_factory=list)  # (statement, holds, numbers)
 
 
-def compute(quick: bool = False, progress: Progress | None = None) -> dict:
-    """All five experiments (dicts of numpy arrays) plus the plan, timings and checks."""
+def compute(quick: bool = False, progress: Progress | None = None) -> Results:
+    """All five experiments plus the plan, timings and checks."""
     p = plan(quick)
     solves = Solves(p)
     optima = Optima(p, solves)
@@ -91,58 +63,111 @@ def compute(quick: bool = False, progress: Progress | None = None) -> dict:
         return out
 
     t0 = time.perf_counter()
-    fig1 = timed("inheritance", inheritance.inheritance, p, solves, optima, progress)
-    fig2 = timed("limited by the teacher", limited_by_teacher.limited_by_teacher, p, solves, optima, fig1, progress)
-    fig3 = timed("double descent", double_descent.double_descent, p, solves, progress)
-    fig4 = timed("temperature", temperature.temperature_study, p, solves, optima, fig1, progress)
-    fig5 = timed("simulation", simulations.simulations, p, solves, progress)
+    fig1 = timed("inheritance", inheritance.compute, p, solves, optima, progress)
+    fig2 = timed("limited by the teacher", limited_by_teacher.compute, p, solves, optima, fig1,
+                 progress)
+    fig3 = timed("double descent", double_descent.compute, p, solves, progress)
+    fig4 = timed("temperature", temperature.compute, p, solves, optima, fig1, progress)
+    fig5 = timed("simulation", simulations.compute, p, solves, progress)
     timings["total"] = time.perf_counter() - t0
-    res = {"plan": p, "inheritance": fig1, "limited": fig2, "double_descent": fig3,
-           "temperature": fig4, "simulation": fig5, "timings": timings,
-           "solves": {"count": solves.count, "seconds": solves.seconds,
-                      "refused": list(solves.refused)},
-           "optima": {"calls": optima.calls, "evaluations": optima.evaluations,
-                      "seconds": optima.seconds, "failures": list(optima.failures)}}
-    res["checks"] = checks(res)
+    res = Results(plan=p, inheritance=fig1, limited=fig2, double_descent=fig3, temperature=fig4,
+                  simulation=fig5, timings=timings, solves=solves, optima=optima)
+    res.checks = checks(res)
     return res
 
 
-def report(res, dropped: dict) -> str:
-    """The text of ``report.md``: each figure's claim and what the computed data show."""
-    p, t = res["plan"], res["timings"]
-    f1, f2, f3, f4, f5 = (res[k] for k in ("inheritance", "limited", "double_descent",
-                                           "temperature", "simulation"))
-    L = []
-    add = L.append
-    add("# kdjax reproduce: knowledge distillation on a Gaussian mixture")
-    add("")
-    add("Saglietti & Zdeborova, *Solvable model for inheriting the regularization through "
-        "knowledge distillation* (MSML 2022), re-derived with the exact asymptotic theory of "
-        "kdjax (conventions: MODEL.md). Every number below is read from the CSV files next to "
-        "this report; eps_g is the test (generalisation) error, a probability.")
-    add("")
+# --------------------------------------------------------------------------- sanity checks
+
+
+def _finite(*arrays):
+    values = np.concatenate([np.ravel(np.asarray(a, float)) for a in arrays])
+    return values[np.isfinite(values)]
+
+
+def _simulation_check(f5: simulations.Simulations):
+    ok = np.isfinite(f5.student_mean) & np.isfinite(f5.student_theory)
+    if not ok.any():
+        return []
+    z = np.concatenate([((f5.student_mean - f5.student_theory) / f5.student_sem)[ok],
+                        ((f5.teacher_mean - f5.teacher_theory) / f5.teacher_sem)[ok]])
+    gap = np.abs(f5.student_mean - f5.student_theory)[ok]
+    within = gap <= 3 * f5.student_sem[ok] + 1.0 / f5.n_features
+    return [("every simulated student error is within 3 s.e.m. + 1/N of the theory",
+             bool(np.all(within)),
+             f"{int(ok.sum())} points, max |z| = {np.max(np.abs(z)):.2f}, "
+             f"chi2 = {np.sum(z ** 2):.1f} for {z.size} values (student and teacher)")]
+
+
+def checks(res: Results) -> list[tuple[str, bool, str]]:
+    """Physical consistency of the computed data: ``(statement, holds, numbers)`` per check."""
+    p, f1, f2, f3, f4 = res.plan, res.inheritance, res.limited, res.double_descent, res.temperature
+    out = []
+    errors = _finite(f1.student_error, f1.teacher_error, f1.hard_error,
+                     [f1.hard_unreg_error, f1.hard_best_error], f3.student_error, f3.teacher_error,
+                     f4.opt_error, f4.teacher_best_error, f2.student_error_at_lam_t_student,
+                     [f2.teacher_best_error])
+    out.append(("every test error lies in [0, 0.5]", bool(np.all((errors >= 0) & (errors <= 0.5))),
+                f"{errors.size} values in [{errors.min():.4f}, {errors.max():.4f}]"))
+    bayes = float(f1.bayes_error)
+    ref = _finite(f1.student_error, f1.teacher_error, f1.hard_error)
+    out.append(("the Bayes-optimal error is below every figure-1 error",
+                bool(np.all(ref > bayes)), f"eps_BO = {bayes:.4f} < min {ref.min():.4f}"))
+    same = np.stack([c.student_error for c in f3.curves if not c.curve.fresh])
+    margin = same - f3.student_bayes_error[None, :]
+    out.append(("every same-input student of figure 3 is above the Bayes-optimal error of its "
+                "gamma N coordinates", bool(np.nanmin(margin) > 0),
+                f"smallest margin {np.nanmin(margin):.4f}"))
+    k = int(np.nanargmin(f1.teacher_error))
+    out.append(("the teacher's error is minimal at an interior lam_t",
+                0 < k < f1.lam_t.size - 1,
+                f"grid minimum at lam_t = {f1.lam_t[k]:.3g}; gradient optimum lam_t = "
+                f"{float(f2.lam_t_teacher):.3g}"))
+    gain = f1.student_error[0] - np.nanmin(f1.student_error, axis=0)
+    out.append(("at every T the unregularised KD student improves when its teacher is "
+                "regularised", bool(np.all(gain > 0)),
+                f"gain over the least regularised teacher {np.min(gain):.4f}...{np.max(gain):.4f}"))
+    alphas = f3.alpha
+    pk = float(f3.curves.kd_small.peak_alpha)
+    i = int(np.argmin(np.abs(alphas - p.gamma)))
+    near = alphas[max(i - 1, 0):i + 2]
+    out.append(("the small-lam_s KD student peaks at alpha = gamma (within one grid step)",
+                bool(np.isfinite(pk) and near.min() <= pk <= near.max()),
+                f"peak at alpha = {pk:.3g}, gamma = {p.gamma:g}"))
+    regs = [c for c in f3.curves if c.curve.lam_s == p.dd_lam_s_reg]
+    out.append(("no curve with lam_s = %g has an interior maximum" % p.dd_lam_s_reg,
+                not any(c.has_peak for c in regs), f"{len(regs)} curves"))
+    return out + _simulation_check(res.simulation)
+
+
+# --------------------------------------------------------------------------- report.md
+
+
+def _header(p: Plan) -> list[str]:
     run = ("`--quick` (coarse grids; the student optima come from grids, not gradients)"
            if p.quick else "default")
-    add(f"Run: {run}; "
+    return [
+        "# kdjax reproduce: knowledge distillation on a Gaussian mixture",
+        "",
+        "Saglietti & Zdeborova, *Solvable model for inheriting the regularization through "
+        "knowledge distillation* (MSML 2022), re-derived with the exact asymptotic theory of "
+        "kdjax (conventions: MODEL.md). Every number below is read from the CSV files next to "
+        "this report; eps_g is the test (generalisation) error, a probability.",
+        "",
+        f"Run: {run}; "
         f"mixture alpha = {p.alpha:g}, Delta = {p.delta:g}, rho = {p.rho:g}; logistic teacher; "
         f"student gamma = {p.gamma:g} (it sees {p.gamma:g} N of the N coordinates). rho = 0.3 "
         "(unbalanced clusters) is used because with rho = 0.5 the teacher's error decreases "
         "monotonically in lam_t towards the Bayes-optimal error (its best lam_t is infinite), "
         "which hides the question of figure 2. Optima marked *gradient* come from "
-        "`kdjax.optimize_kd` / `best_teacher` started at the best grid point.")
-    add("")
+        "`kdjax.optimize.optimize_kd` / `best_teacher` started at the best grid point.",
+        "",
+    ]
 
-    for figure in FIGURES:
-        L += figure.section(res)
-    add("## Sanity checks")
-    add("")
-    for statement, holds, detail in res["checks"]:
-        add(f"- [{'x' if holds else ' '}] {statement} ({detail})")
-    add("")
-    add("## Dropped rows and run statistics")
-    add("")
-    total_dropped = sum(dropped.values())
-    if total_dropped:
+
+def _bookkeeping(res: Results, dropped: dict) -> list[str]:
+    L = ["## Dropped rows and run statistics", ""]
+    add = L.append
+    if sum(dropped.values()):
         add("Rows with a non-finite value (a solve that did not converge, or a setting without a "
             "finite minimiser) are left out of the CSV files:")
         add("")
@@ -151,39 +176,56 @@ def report(res, dropped: dict) -> str:
                 add(f"- `{name}`: {n} row(s) dropped")
     else:
         add("No CSV row had to be dropped: every solve converged.")
-    refused = res["solves"]["refused"]
+    refused = res.solves.refused
     if refused:
         add(f"- {len(refused)} setting(s) were refused for having no finite minimiser, e.g.: "
             f"{refused[0][1]}")
-    opt = res["optima"]
+    opt = res.optima
     add("")
-    add(f"- Theory solves: {res['solves']['count']} in {res['solves']['seconds']:.0f} s; gradient "
-        f"searches: {opt['calls']} ({opt['evaluations']} evaluations) in {opt['seconds']:.0f} s "
+    add(f"- Theory solves: {res.solves.count} in {res.solves.seconds:.0f} s; gradient "
+        f"searches: {opt.calls} ({opt.evaluations} evaluations) in {opt.seconds:.0f} s "
         "(compilation included).")
-    for failure in opt["failures"]:
+    for failure in opt.failures:
         add(f"- A gradient search failed and its grid point was kept: {failure}")
-    add("- Wall time by stage: " + ", ".join(f"{k} {v:.0f} s" for k, v in t.items()) + ".")
+    add("- Wall time by stage: " + ", ".join(f"{k} {v:.0f} s" for k, v in res.timings.items()) + ".")
     add("")
-    return "\n".join(L)
+    return L
 
 
-def write_all(res: dict, out_dir: str, progress=None) -> list[str]:
+def report(res: Results, dropped: dict) -> str:
+    """The text of ``report.md``: each figure's claim and what the computed data show."""
+    lines = _header(res.plan)
+    for module in FIGURES:
+        lines += module.section(res)
+    lines += ["## Sanity checks", ""]
+    lines += [f"- [{'x' if holds else ' '}] {statement} ({detail})"
+              for statement, holds, detail in res.checks]
+    lines += [""] + _bookkeeping(res, dropped)
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def write_all(res: Results, out_dir: str, progress: Progress | None = None) -> list[str]:
     """Write every figure, its CSV files and ``report.md``; return the paths written."""
     os.makedirs(out_dir, exist_ok=True)
     paths, dropped = [], {}
-    makers = tuple(figure.plot for figure in FIGURES)
-    for n, make in enumerate(makers):
-        ps, ds = make(res, out_dir)
-        paths += ps
-        dropped.update(ds)
+    steps = len(FIGURES) + 1
+    for n, module in enumerate(FIGURES):
+        for table in module.tables(res):
+            path, dropped[table.name] = write_csv(os.path.join(out_dir, table.name),
+                                                         table.header, table.rows)
+            paths.append(path)
+        paths.append(module.plot(res, os.path.join(out_dir, module.PNG)))
         if progress is not None:
-            progress("figures", n + 1, len(makers) + 1)
+            progress("figures", n + 1, steps)
     path = os.path.join(out_dir, "report.md")
     with open(path, "w") as fh:
         fh.write(report(res, dropped))
     paths.append(path)
     if progress is not None:
-        progress("figures", len(makers) + 1, len(makers) + 1)
+        progress("figures", steps, steps)
     return paths
 
 
@@ -192,5 +234,4 @@ def run(out_dir: str, quick: bool = False, progress: Progress | None = None) -> 
 
     Returns the paths written.  ``progress(stage, done, total)`` is called as work advances.
     """
-    results = compute(quick, progress)
-    return write_all(results, str(out_dir), progress)
+    return write_all(compute(quick, progress), str(out_dir), progress)
