@@ -190,13 +190,23 @@ def sweep(
     layout = _layout(base, flat, config, separability)
     table = {name: np.zeros(n, leaf.dtype) for name, leaf in zip(layout.names, layout.leaves)}
     done = np.zeros(n, bool)
-    writer = None
+    writer, failure = None, None
     if out is not None and rank == 0:
-        writer = _TableFile(out, grid, flat, layout, table, done, resume)
+        try:
+            writer = _TableFile(out, grid, flat, layout, table, done, resume)
+        except (ValueError, OSError) as err:
+            if nproc == 1:
+                raise
+            failure = err
     if nproc > 1:
         from jax.experimental import multihost_utils
 
-        found, values = multihost_utils.broadcast_one_to_all((done, table))  # process 0 read the file
+        # process 0 read the file: its points (or its refusal) go to every process
+        failed, found, values = multihost_utils.broadcast_one_to_all((np.asarray(failure is not None), done, table))
+        if failure is not None:
+            raise failure
+        if bool(failed):
+            raise ValueError(f"process 0 cannot write {os.fspath(out)} (its error says why)")
         done[:] = np.asarray(found)
         for name, column in table.items():
             column[:] = np.asarray(values[name])
