@@ -19,13 +19,21 @@ point with ``lam_t`` and ``T`` varied): the default sweep and the pure-vmap swee
 
 Every point carries its ``converged`` flag; the converged fraction is reported (under vmap a single
 slow point makes every point of its batch iterate as long, so it shows in the cost).
+
+Continuation (``continuation``): would starting each point's fixed-point iteration from its grid
+neighbour's solution pay?  ``kdjax.sweep``'s solve has no start argument (every point starts from
+``kdjax._teacher.initial_state``), so this section calls the solver below it,
+``kdjax._solve.solve_fixed_point``, along the ``lam_t`` axis (log-spaced in [1e-2, 10], at
+``alpha`` 0.5, 2 and 5): cold (the fixed start, as the sweep does) and warm (the previous point's
+fixed point), both as a Python loop over one jitted solve (best of three interleaved runs), reporting
+iterations and time per point and the largest difference of the fixed points.
 """
 
 from __future__ import annotations
 
 import time
 
-from _common import cold_warm, jax, kdjax, mixture, np, student, student_jit, teacher, teacher_jit
+from _common import cold_warm, jax, jnp, kdjax, mixture, np, student, student_jit, teacher, teacher_jit, timed
 from kdjax._sweep import default_batch_size, grid_points, sweep
 
 SHAPES = {10: (2, 5), 100: (10, 10), 1000: (25, 40), 10000: (100, 100)}  # (lam_t, alpha | T)
@@ -84,6 +92,79 @@ def _points(grid):
     return [dict(zip(flat, map(float, values))) for values in zip(*flat.values())]
 
 
+def continuation(quick: bool) -> dict:
+    """Cold vs warm (previous grid point's solution) starts of the teacher's fixed point along lam_t."""
+    from kdjax._params import SolverConfig
+    from kdjax._solve import solve_fixed_point
+    from kdjax._teacher import initial_state, teacher_map
+
+    config = SolverConfig()
+    valid = lambda x: x[2] > 0
+    fp = lambda mix, t, x0: solve_fixed_point(teacher_map, x0, (mix, t, config), config, valid=valid)
+    cold = jax.jit(lambda mix, t: fp(mix, t, initial_state(mix, jnp.float64)))
+    warm = jax.jit(fp)
+    lams = np.geomspace(*LAM_RANGE, 20 if quick else 100)
+    rows = {}
+    for alpha in (0.5, 2.0, 5.0):
+        mixes = [mixture(alpha=alpha) for _ in lams]
+        ts = [teacher(lam) for lam in lams]
+        jax.block_until_ready((cold(mixes[0], ts[0]), warm(mixes[0], ts[0], cold(mixes[0], ts[0]).x)))  # compile
+        def cold_loop():
+            return jax.block_until_ready([cold(m, t) for m, t in zip(mixes, ts)])
+
+        def warm_loop():
+            outs, x = [], initial_state(mixes[0], jnp.float64)
+            for m, t in zip(mixes, ts):
+                outs.append(warm(m, t, x))
+                x = outs[-1].x  # the neighbour's fixed point starts the next point (sequential)
+            return jax.block_until_ready(outs)
+
+        cold_s, warm_s = [], []
+        for _ in range(3):  # interleaved repeats, best of three (a shared machine)
+            cold_out, dt = timed(cold_loop)
+            cold_s.append(dt)
+            warm_out, dt = timed(warm_loop)
+            warm_s.append(dt)
+        cold_s, warm_s = min(cold_s), min(warm_s)
+        it = lambda outs: np.array([int(o.iterations) for o in outs])
+        ic, iw = it(cold_out), it(warm_out)
+        diff = max(float(np.max(np.abs(np.asarray(a.x) - np.asarray(b.x)))) for a, b in zip(cold_out, warm_out))
+        rows[f"alpha={alpha:g}"] = dict(
+            points=len(lams),
+            cold_mean_iterations=float(ic.mean()), warm_mean_iterations=float(iw.mean()),
+            cold_max_iterations=int(ic.max()), warm_max_iterations=int(iw.max()),
+            iteration_ratio_warm_over_cold=float(iw.sum() / ic.sum()),
+            cold_ms_per_point=1e3 * cold_s / len(lams), warm_ms_per_point=1e3 * warm_s / len(lams),
+            time_ratio_warm_over_cold=warm_s / cold_s,
+            all_converged=bool(all(bool(o.converged) for o in cold_out + warm_out)),
+            max_abs_state_difference=diff,
+        )
+        r = rows[f"alpha={alpha:g}"]
+        print(f"  continuation alpha {alpha:g}: iterations {r['cold_mean_iterations']:.1f} -> "
+              f"{r['warm_mean_iterations']:.1f} (x{r['iteration_ratio_warm_over_cold']:.2f}), "
+              f"{r['cold_ms_per_point']:.2f} -> {r['warm_ms_per_point']:.2f} ms/pt, "
+              f"max |x diff| {diff:.1e}", flush=True)
+    return dict(
+        axis="lam_t", lam_range=LAM_RANGE, tol=config.tol, rows=rows,
+        needs_solver_hook="kdjax.sweep cannot warm-start: its solve (kdjax._sweep.solve) takes no start "
+                          "point; the numbers above call kdjax._solve.solve_fixed_point directly.",
+    )
+
+
+def continuation_markdown(c: dict) -> str:
+    """The continuation section as a markdown table."""
+    lines = ["### Continuation along lam_t (warm start from the neighbour's fixed point)", "",
+             "| alpha | points | mean iterations cold / warm | max cold / warm | ms/pt cold / warm | "
+             "time warm/cold | max \\|x diff\\| | converged |", "|---|---|---|---|---|---|---|---|"]
+    for key, r in c["rows"].items():
+        lines.append(f"| {key.split('=')[1]} | {r['points']} | {r['cold_mean_iterations']:.1f} / "
+                     f"{r['warm_mean_iterations']:.1f} | {r['cold_max_iterations']} / {r['warm_max_iterations']} | "
+                     f"{r['cold_ms_per_point']:.2f} / {r['warm_ms_per_point']:.2f} | "
+                     f"{r['time_ratio_warm_over_cold']:.2f} | {r['max_abs_state_difference']:.1e} | "
+                     f"{'yes' if r['all_converged'] else '**no**'} |")
+    return "\n".join(lines + ["", c["needs_solver_hook"]])
+
+
 def run(quick: bool) -> dict:
     sizes = [10, 100] if quick else [10, 100, 1000, 10000]
     modes = {"default": lambda n: None, "vmap": lambda n: n}
@@ -119,6 +200,7 @@ def run(quick: bool) -> dict:
         teacher_python_loop=loop,
         teacher_fixed_lam_t=fixed_lam,
         student=student_rows,
+        continuation=continuation(quick),
         default_batch_size=default_batch_size(jax.devices()),
         ranges=dict(lam_t=LAM_RANGE, alpha=ALPHA_RANGE, fixed_lam_t_delta=DELTA_RANGE, student_temperature=T_RANGE),
         note="seconds: the second (cached) sweep call; compile_s: first call minus second. "
@@ -131,4 +213,9 @@ if __name__ == "__main__":
     import json
     import sys
 
-    print(json.dumps(run("--quick" in sys.argv), indent=1, default=str))
+    if "--continuation" in sys.argv:  # this section alone
+        c = continuation("--quick" in sys.argv)
+        print(json.dumps(c, indent=1, default=str))
+        print(continuation_markdown(c))
+    else:
+        print(json.dumps(run("--quick" in sys.argv), indent=1, default=str))

@@ -125,3 +125,26 @@ def test_json_output_comes_from_the_table_at_the_end(tmp_path, reference):
     header = reference.splitlines()[0].split(",")
     assert list(data) == header and data["index"] == list(range(N))
     assert data["teacher_result"] == [0] * N  # kdjax.RESULTS.successful
+
+
+def test_the_progress_bar_shows_rate_and_time_left_on_a_terminal_only(monkeypatch):
+    import io
+
+    from kdjax import cli
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    clock = iter([100.0, 102.0, 104.0])
+    monkeypatch.setattr(cli.time, "monotonic", lambda: next(clock))
+    tty, pipe = Terminal(), io.StringIO()
+    bar, quiet = cli._progress_bar("sweep", tty), cli._progress_bar("sweep", pipe)
+    for done in (10, 20, 30):
+        bar(done, 30)
+        quiet(done, 30)
+    assert pipe.getvalue() == ""
+    lines = tty.getvalue().split("\r")
+    assert "10/30 --/s -- left" in lines[1]
+    assert "20/30 5/s 0:02 left" in lines[2]  # 10 points in 2 s since the first chunk, 10 to go
+    assert "30/30 5/s 0:00 left" in lines[3] and tty.getvalue().endswith("\n")

@@ -17,7 +17,7 @@ import dataclasses
 import itertools
 import os
 import sys
-from functools import partial
+from functools import lru_cache, partial
 from collections.abc import Callable, Mapping
 
 import jax
@@ -174,13 +174,23 @@ def sweep(
     layout = _layout(base, flat, config)
     table = {name: np.zeros(n, leaf.dtype) for name, leaf in zip(layout.names, layout.leaves)}
     done = np.zeros(n, bool)
-    writer = None
+    writer, failure = None, None
     if out is not None and rank == 0:
-        writer = _TableFile(out, grid, flat, layout, table, done, resume)
+        try:
+            writer = _TableFile(out, grid, flat, layout, table, done, resume)
+        except (ValueError, OSError) as err:
+            if nproc == 1:
+                raise
+            failure = err
     if nproc > 1:
         from jax.experimental import multihost_utils
 
-        found, values = multihost_utils.broadcast_one_to_all((done, table))  # process 0 read the file
+        # process 0 read the file: its points (or its refusal) go to every process
+        failed, found, values = multihost_utils.broadcast_one_to_all((np.asarray(failure is not None), done, table))
+        if failure is not None:
+            raise failure
+        if bool(failed):
+            raise ValueError(f"process 0 cannot write {os.fspath(out)} (its error says why)")
         done[:] = np.asarray(found)
         for name, column in table.items():
             column[:] = np.asarray(values[name])
@@ -226,12 +236,23 @@ class _Layout:
 
 
 def _layout(base, flat, config) -> _Layout:
-    point = {name: jnp.asarray(arr[0], jnp.result_type(float)) for name, arr in flat.items()}
-    struct = jax.eval_shape(lambda v: solve(*with_values(*base, v), config), point)
+    """The result layout of a sweep: depends only on the parameters' structure (static fields
+    included), the grid's names and the config, so it is traced once per such combination."""
+    dtype = jnp.dtype(jnp.result_type(float))
+    return _layout_of(jax.tree_util.tree_structure(base), len(jax.tree_util.tree_leaves(base)),
+                      tuple(flat), config, dtype, base[2] is not None)
+
+
+@lru_cache(maxsize=None)
+def _layout_of(treedef, n_leaves, names, config, dtype, with_student) -> _Layout:
+    scalar = jax.ShapeDtypeStruct((), dtype)
+    point = {name: scalar for name in names}
+    base = jax.tree_util.tree_unflatten(treedef, [scalar] * n_leaves)
+    struct = jax.eval_shape(lambda b, v: solve(*with_values(*b, v), config), base, point)
     if any(leaf.shape != () for leaf in jax.tree_util.tree_leaves(struct)):
         raise NotImplementedError("sweep tables hold one number per result field and point")
     return _Layout(jax.tree_util.tree_structure(struct), jax.tree_util.tree_leaves(struct),
-                   result_column_names(struct, base[2] is not None))
+                   result_column_names(struct, with_student))
 
 
 def result_column_names(result, with_student: bool) -> list[str]:
