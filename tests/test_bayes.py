@@ -101,7 +101,8 @@ def test_bayes_error_matches_finite_n_posterior_mean_classifier(alpha, delta, rh
 def test_bayes_under_jit_vmap_over_mixture_pytree():
     points = [(0.5, 1.0, 0.5), (1.0, 0.5, 0.2), (4.0, 2.0, 0.7)]
     mix = Mixture(*(jnp.array(c) for c in zip(*points)))
-    batched = jax.jit(jax.vmap(bayes_optimal_error))(mix)
+    axes = jax.tree_util.tree_map(lambda x: 0 if np.ndim(x) else None, mix)  # label_noise stays a scalar
+    batched = jax.jit(jax.vmap(bayes_optimal_error, in_axes=(axes,)))(mix)
     single = [float(bo_error(Mixture(*p))) for p in points]
     np.testing.assert_allclose(np.asarray(batched), single, rtol=1e-14)
     g = jax.jit(jax.grad(lambda a: bayes_optimal_error(Mixture(a, 1.0, 0.3))))(2.0)
