@@ -13,6 +13,9 @@ SLOW_FILES = {
 SLOW_TESTS = {
     "test_gradient_search_reaches_the_grid_optimum_with_fewer_solves",
     "test_balanced_teacher_is_best_at_infinite_ridge_where_it_is_bayes_optimal",
+    # label noise: theory vs simulation and the gradient (also the `eta=` rows of `kdjax validate`)
+    "test_noisy_teacher_and_student_agree_with_simulation",
+    "test_error_is_differentiable_in_the_noise_level",
 }
 
 
