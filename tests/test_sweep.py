@@ -65,8 +65,11 @@ def test_sharded_over_four_host_devices_equals_one_device():
         grid = {"lam_t": list(np.geomspace(1e-2, 1.0, 5)), "alpha": [1.0, 3.0]}
         many = sweep(mix, t, None, grid, chunk_size=8)
         one = sweep(mix, t, None, grid, devices=jax.devices()[:1])
-        np.testing.assert_allclose(many.gen_error, one.gen_error, rtol=1e-13, atol=0)
-        np.testing.assert_allclose(many.q, one.q, rtol=1e-13, atol=0)
+        # each point starts from its solved neighbour on the same device (continuation), so the
+        # starts depend on the sharding; the fixed point does not (solver tolerance 1e-10)
+        np.testing.assert_allclose(many.gen_error, one.gen_error, rtol=1e-10, atol=0)
+        np.testing.assert_allclose(many.q, one.q, rtol=1e-10, atol=0)
+        assert (many.result == kdjax.RESULTS.successful).all()
         print("ok", many.gen_error.shape)
         """
     )

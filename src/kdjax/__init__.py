@@ -14,14 +14,17 @@ from ._params import Mixture, SolverConfig, Student, Teacher
 from ._regimes import has_finite_minimiser, separability_threshold
 from ._simulate import StudentSimulation, TeacherSimulation, simulate_student, simulate_teacher
 from ._solve import RESULTS, SolveError
-from ._student import StudentResult, StudentState, solve_student
+from ._generations import FreshInputs, GenerationResult, SameInputs, StudentState, TeacherState
+from ._generations import solve_student, solve_teacher
 from ._sweep import sweep
-from ._teacher import TeacherResult, TeacherState, solve_teacher
+
+TeacherResult = StudentResult = GenerationResult  # one result type for every generation
 
 __all__ = [
     "Mixture", "Teacher", "Student", "SolverConfig",
     "Loss", "Logistic", "Square", "Hinge", "KDLoss", "KD", "Moments",
-    "solve_teacher", "solve_student", "TeacherResult", "StudentResult", "TeacherState", "StudentState",
+    "solve_teacher", "solve_student", "GenerationResult", "TeacherResult", "StudentResult", "TeacherState",
+    "StudentState", "SameInputs", "FreshInputs",
     "RESULTS", "SolveError", "has_finite_minimiser", "separability_threshold",
     "sweep", "optimize_kd", "best_teacher", "KDOptimum", "BestTeacher",
     "gen_error", "agreement", "bayes_optimal_error", "bayes_optimal_overlaps", "BayesOverlaps",

@@ -20,9 +20,9 @@ import optax
 import equinox as eqx
 
 from ._params import Mixture, SolverConfig, Student, Teacher, check_integer, check_range
-from ._student import solve_student
+from ._generations import solve_student
 from ._sweep import PARAMETERS, solve, with_values
-from ._teacher import solve_teacher
+from ._generations import solve_teacher
 
 _LOG = ("lam_t", "temperature", "lam_s", "alpha", "delta", "alpha_s")
 _LOGIT = ("hard_weight", "rho", "gamma")

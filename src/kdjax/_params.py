@@ -178,6 +178,13 @@ class Student(Params):
         elif self.alpha is not None and not isinstance(self.alpha, jax.core.Tracer):
             raise ValueError("alpha_s (Student.alpha) applies only to data='fresh'")
 
+    @property
+    def inputs(self):
+        """The input mode as an object: ``SameInputs()`` or ``FreshInputs(alpha)`` (kdjax._generations.inputs)."""
+        from ._generations.inputs import FreshInputs, SameInputs
+
+        return SameInputs() if self.data == "same" else FreshInputs(self.alpha)
+
 
 class SolverConfig(Params):
     """Numerical settings of every theory solve (static).

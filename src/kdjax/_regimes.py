@@ -212,7 +212,7 @@ _separability_threshold_jit = jax.jit(partial(separability_threshold_where, True
 
 def student_alpha(mixture: Mixture, student: Student):
     """Samples per input dimension the student trains on: ``alpha`` (same) or ``alpha_s`` (fresh)."""
-    return mixture.alpha if student.data == "same" else student.alpha
+    return student.inputs.alpha(mixture)
 
 
 def _teacher_finite(mixture: Mixture, teacher: Teacher):
@@ -262,7 +262,7 @@ def check_student(mixture: Mixture, student: Student, generation: str = "") -> N
     if float(student.lam) > 0 or bool(has_finite_minimiser(mixture, student)):
         return
     alpha, g = float(student_alpha(mixture, student)), float(student.gamma)
-    name = "alpha" if student.data == "same" else "alpha_s"
+    name = "alpha" if student.inputs.name == "same" else "alpha_s"
     where = f" ({generation})" if generation else ""
     if float(student.hard_weight) >= 1.0:
         star = g * float(separability_threshold(mixture.delta / g, mixture.rho))

@@ -1,13 +1,24 @@
-"""The one fixed-point driver of kdjax (optimistix), in one place.
+"""The one fixed-point driver of kdjax (docs/theory.md, Sec. 4).
 
-A state ``x`` (a flat vector of order parameters) solves ``x = F(x, args)``.  The driver runs
-a damped iteration ``x <- x + eta (F(x) - x)`` whose stopping test reads the *undamped*
-residual ``|F(x) - x|`` (so damping never hides a large residual), then polishes the result
-by Newton's method on ``F(x) - x``.  Derivatives with respect to ``args`` come from the
-implicit function theorem at the solution (``optimistix.ImplicitAdjoint``): nothing is
-unrolled.  The state is any pytree of scalars (a named ``TeacherState``/``StudentState``);
-the driver works on its flat vector.  Failure is reported through a result code
-(``RESULTS``), never raised inside ``jit``/``vmap`` by the driver itself: the public solves
+A state ``x`` (any pytree of scalar order parameters) solves ``x = F(x, args)``.  One
+``while_loop`` does the whole solve; every step evaluates the map once, together with its
+Jacobian (forward mode, the map traced once), at one candidate point:
+
+* the candidate is accepted when it is admissible (``valid``, finite) and, if it came from a
+  Newton step, when it lowers the undamped residual ``|F(x) - x|``; a rejected Newton step sends
+  the iteration back to the last accepted point for damped steps, and Newton is tried again
+  after a back-off that doubles with each failure (1, 2, 4, ... damped steps);
+* from the accepted point the next candidate is the Newton step ``x + (I - J)^-1 (F(x) - x)``
+  or the damped step ``x + eta (F(x) - x)``, whose weight ``eta`` is halved whenever the update
+  reverses direction (an oscillating mode) and recovers by 20% per step otherwise;
+* the test reads the undamped residual at the evaluated point, ``|F_i(x) - x_i| <= tol (1 + |x_i|)``
+  for every component, so damping never hides a residual, and the returned point is the one
+  tested (or, after ``max_steps``, the best accepted one).
+
+The solution is differentiable in ``args`` by the implicit function theorem,
+``dx = (I - J)^-1 dF/dargs . dargs``, with the Jacobian ``J`` the loop computed at the solution:
+a ``custom_jvp`` (forward mode; reverse mode by transposition), nothing unrolled.  Failure is a
+result code (``RESULTS``), never raised inside ``jit``/``vmap`` by the driver; the public solves
 raise on it when ``throw=True``.
 """
 
@@ -19,7 +30,8 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import optimistix as optx
+import numpy as np
+from jax.custom_batching import sequential_vmap
 from jax.flatten_util import ravel_pytree
 
 from ._params import SolverConfig
@@ -35,47 +47,7 @@ class RESULTS(eqx.Enumeration):
     inadmissible = "the fixed point lies outside the admissible states (a response V <= 0)"
     no_finite_minimiser = ("the objective has no finite minimiser in this regime "
                            "(kdjax.has_finite_minimiser; the eager check names it)")
-    teacher_failed = "the previous generation (the teacher) did not solve, so the soft labels are undefined"
-
-
-class _DampedState(eqx.Module):
-    residual: jax.Array
-    eta: jax.Array
-    delta: jax.Array
-
-
-class DampedIteration(optx.AbstractFixedPointSolver):
-    """``x <- x + eta (F(x) - x)``, stopped on the undamped residual.
-
-    The weight ``eta`` starts at ``damping``; it is halved whenever the update reverses its
-    direction (``(F(x) - x) . (previous update) < 0``: an oscillating mode of the map, e.g.
-    the coupled overlap and bias of an imbalanced mixture, is then damped out) and recovers
-    by 20% per step otherwise, never above ``damping`` nor below ``damping / 1000``.
-    Terminates when ``max_i |F(x)_i - x_i| / (atol + rtol |x_i|) < 1``.
-    """
-
-    rtol: float
-    atol: float
-    damping: float = 0.5
-    norm: Callable = optx.max_norm
-
-    def init(self, fn, y, args, options, f_struct, aux_struct, tags):
-        inf, eta = jnp.array(jnp.inf, dtype=y.dtype), jnp.array(self.damping, dtype=y.dtype)
-        return _DampedState(inf, eta, jnp.zeros_like(y))
-
-    def step(self, fn, y, args, options, state, tags):
-        fy, aux = fn(y, args)
-        delta = fy - y
-        scale = self.atol + self.rtol * jnp.abs(y)
-        reverses = jnp.sum(delta / scale * state.delta / scale) < 0
-        eta = jnp.clip(jnp.where(reverses, 0.5, 1.2) * state.eta, 1e-3 * self.damping, self.damping)
-        return y + eta * delta, _DampedState(self.norm(delta / scale), eta, delta), aux
-
-    def terminate(self, fn, y, args, options, state, tags):
-        return state.residual < 1.0, optx.RESULTS.successful
-
-    def postprocess(self, fn, y, aux, args, options, state, tags, result):
-        return y, aux, {}
+    teacher_failed = "an earlier generation (the teacher) did not solve, so the soft labels are undefined"
 
 
 class FixedPoint(eqx.Module):
@@ -92,58 +64,136 @@ class FixedPoint(eqx.Module):
         return self.result == RESULTS.successful
 
 
+_DAMPED, _NEWTON = 0, 1
+_MAX_BACKOFF = 64
+
+
+class _Loop(eqx.Module):
+    """Carry of the loop: the candidate ``x`` to evaluate next, how it was made, the last accepted
+    point with its map value and Jacobian, and the damping / back-off bookkeeping."""
+
+    k: jax.Array
+    x: jax.Array
+    kind: jax.Array
+    base: jax.Array
+    F_base: jax.Array
+    J_base: jax.Array
+    res_base: jax.Array
+    eta: jax.Array
+    last_step: jax.Array
+    wait: jax.Array
+    backoff: jax.Array
+    done: jax.Array
+    x_out: jax.Array
+    J_out: jax.Array
+    res_out: jax.Array
+    gap_out: jax.Array
+
+
+def _scaled_residual(x, Fx, tol):
+    return jnp.max(jnp.abs(Fx - x) / (tol + tol * jnp.abs(x)))
+
+
+def _iterate(fn, ok, x0, args, config: SolverConfig):
+    """The loop of the module docstring on flat vectors: ``(x, J(x), scaled residual, residual, steps)``."""
+    n, dtype = x0.shape[0], x0.dtype
+    eye = jnp.eye(n, dtype=dtype)
+    tol, damping = config.tol, config.damping
+
+    def evaluate(x):
+        J, Fx = jax.jacfwd(lambda y: (fn(y, args),) * 2, has_aux=True)(x)
+        return Fx, J
+
+    def step(c: _Loop) -> _Loop:
+        Fx, J = evaluate(c.x)
+        finite = jnp.all(jnp.isfinite(Fx)) & jnp.all(jnp.isfinite(c.x))  # (a non-finite J only rules out Newton)
+        admissible = finite & ok(c.x)
+        res = jnp.where(admissible, _scaled_residual(c.x, Fx, tol), jnp.inf)
+        done = admissible & (res <= 1.0)
+        accept = admissible & ((c.kind == _DAMPED) | (res < c.res_base))
+        base = jnp.where(accept, c.x, c.base)
+        F_base = jnp.where(accept, Fx, c.F_base)
+        J_base = jnp.where(accept, J, c.J_base)
+        res_base = jnp.where(accept, res, c.res_base)
+        newton_failed = ~accept & (c.kind == _NEWTON)
+        damped_failed = ~accept & (c.kind == _DAMPED)
+        backoff = jnp.where(newton_failed, jnp.minimum(2 * c.backoff, _MAX_BACKOFF),
+                            jnp.where(accept & (c.kind == _NEWTON), 1, c.backoff))
+        wait = jnp.where(newton_failed, backoff, jnp.maximum(c.wait - 1, 0))
+        # next candidate from the accepted point
+        delta = F_base - base
+        scale = tol + tol * jnp.abs(base)
+        reverses = jnp.sum(delta / scale * c.last_step / scale) < 0
+        shrink = reverses | damped_failed
+        eta = jnp.clip(jnp.where(shrink, 0.5, jnp.where(accept, 1.2, 1.0)) * c.eta, 1e-3 * damping, damping)
+        newton = base + jnp.linalg.solve(eye - J_base, delta)
+        use_newton = (wait == 0) & jnp.all(jnp.isfinite(newton))
+        x_next = jnp.where(use_newton, newton, base + eta * delta)
+        last_step = jnp.where(accept & (c.kind == _DAMPED), c.x - c.base, c.last_step)
+        better = admissible & (res < c.res_out)
+        return _Loop(
+            k=c.k + 1, x=x_next, kind=jnp.where(use_newton, _NEWTON, _DAMPED), base=base, F_base=F_base,
+            J_base=J_base, res_base=res_base, eta=eta, last_step=jnp.where(accept, last_step, c.last_step),
+            wait=wait, backoff=backoff, done=done,
+            x_out=jnp.where(done | better, c.x, c.x_out), J_out=jnp.where(done | better, J, c.J_out),
+            res_out=jnp.where(done | better, res, c.res_out),
+            gap_out=jnp.where(done | better, jnp.max(jnp.abs(Fx - c.x)), c.gap_out),
+        )
+
+    inf = jnp.asarray(jnp.inf, dtype)
+    zeros = jnp.zeros_like(x0)
+    init = _Loop(
+        k=jnp.asarray(0), x=x0, kind=jnp.asarray(_DAMPED), base=x0, F_base=x0, J_base=eye, res_base=inf,
+        eta=jnp.asarray(damping, dtype), last_step=zeros, wait=jnp.asarray(0), backoff=jnp.asarray(1),
+        done=jnp.asarray(False), x_out=x0, J_out=eye, res_out=inf, gap_out=inf,
+    )
+    out = jax.lax.while_loop(lambda c: ~c.done & (c.k < config.max_steps), step, init)
+    return out.x_out, out.J_out, out.res_out, out.gap_out, out.k
+
+
 def solve_fixed_point(
     F: Callable[[Any, Any], Any], x0, args, config: SolverConfig,
     valid: Callable[[Any], jax.Array] = lambda x: jnp.asarray(True),
 ) -> FixedPoint:
-    """Solve ``x = F(x, args)`` for a state pytree ``x``; differentiable in ``args`` (implicit).
+    """Solve ``x = F(x, args)`` for a state pytree ``x`` from the start ``x0``; differentiable in
+    ``args`` (implicit, module docstring), not in ``x0``.
 
-    Stage 1: damped iteration from ``x0`` to a loose tolerance, keeping the best iterate (a
-    fixed point that is unstable for the iteration is still a good start for stage 2); no
-    gradient flows through it.
-    Stage 2: Newton on ``F(x) - x`` to ``config.tol``.
-    Stage 3: damped iteration to ``config.tol`` from the better of stages 1 and 2 (one step
-    when Newton succeeded).  Stages 2 and 3 carry ``ImplicitAdjoint``.
-    ``valid(x)`` marks the admissible states (e.g. a positive response ``V``): the equations
-    can have spurious roots outside, which Newton's method may find; such a root is never
-    taken over the damped iterate and never reported successful.
-    ``result`` is ``successful`` only when the undamped residual at the returned point is
-    finite and below ``config.tol`` (in the mixed abs/rel scale) and the point is valid;
-    otherwise ``nonfinite``, ``inadmissible`` or ``max_steps``.
+    ``valid(x)`` marks the admissible states (e.g. a positive response ``V``): the equations can
+    have spurious roots outside, which Newton's method may find; such a root is never accepted
+    and never reported successful.  ``result`` is ``successful`` when the undamped residual at
+    the returned point is finite and within ``config.tol`` (mixed abs/rel scale) and the point is
+    valid; otherwise ``nonfinite``, ``inadmissible`` or ``max_steps``.
     """
-    flat0, unravel = ravel_pytree(x0)
+    flat0, unravel = ravel_pytree(jax.lax.stop_gradient(x0))
     fn = lambda x, a: ravel_pytree(F(unravel(x), a))[0]
-    ok = lambda x: valid(unravel(x))
-    damped = lambda tol: optx.BestSoFarFixedPoint(DampedIteration(rtol=tol, atol=tol, damping=config.damping))
-    loose = max(config.tol**0.5, 1e-6)
-    warm = optx.fixed_point(
-        fn, damped(loose), flat0, jax.lax.stop_gradient(args),
-        max_steps=config.max_steps, throw=False, adjoint=optx.RecursiveCheckpointAdjoint(),
-    )
-    start = jax.lax.stop_gradient(jnp.where(jnp.all(jnp.isfinite(warm.value)), warm.value, flat0))
-    polish = optx.fixed_point(
-        fn, optx.Newton(rtol=config.tol, atol=config.tol), start, args,
-        max_steps=64, throw=False, adjoint=optx.ImplicitAdjoint(),
-    )
-    # Where Newton fails (a fixed point at which F is only Lipschitz, e.g. a student that
-    # copies its teacher), the damped iteration carries on from the better of the two to the
-    # full tolerance; where Newton succeeded this stage stops after one step.
-    gap = lambda x: jnp.max(jnp.abs(fn(x, jax.lax.stop_gradient(args)) - x))
-    newton_ok = jnp.all(jnp.isfinite(polish.value)) & ok(polish.value) & (gap(polish.value) <= gap(start))
-    restart = jax.lax.stop_gradient(jnp.where(newton_ok, polish.value, start))
-    final = optx.fixed_point(
-        fn, damped(config.tol), restart, args,
-        max_steps=config.max_steps, throw=False, adjoint=optx.ImplicitAdjoint(),
-    )
-    x = final.value
-    step = jax.lax.stop_gradient(fn(x, args) - x)
-    scaled = jnp.max(jnp.abs(step) / (config.tol + config.tol * jnp.abs(x)))
-    residual = jnp.max(jnp.abs(step))
-    finite = jnp.isfinite(residual) & jnp.all(jnp.isfinite(x))
+    ok = lambda x: jnp.asarray(valid(unravel(x)))
+
+    loop = lambda start, a: _iterate(fn, ok, start, a, config)
+    if jax.default_backend() == "cpu":
+        # Under vmap a CPU runs the batch's loops one after the other (lanes of a vectorised loop
+        # would all wait for the slowest); this also keeps the compiled loop the unbatched one.
+        loop = sequential_vmap(loop)
+
+    @jax.custom_jvp
+    def root(start, a):
+        return loop(start, a)
+
+    @root.defjvp
+    def root_jvp(primals, tangents):
+        (start, a), (_, da) = primals, tangents
+        out = root(start, a)
+        x, J = out[0], out[1]
+        _, dF = jax.jvp(lambda b: fn(x, b), (a,), (da,))
+        dx = jnp.linalg.solve(jnp.eye(x.shape[0], dtype=x.dtype) - J, dF)
+        zeros = [jnp.zeros_like(v) for v in out[1:4]]
+        return out, (dx, *zeros, np.zeros(out[4].shape, jax.dtypes.float0))
+
+    x, _, scaled, residual, iterations = root(flat0, args)
+    finite = jnp.all(jnp.isfinite(x))
+    admissible = finite & ok(x)
     result = RESULTS.where(finite, RESULTS.successful, RESULTS.nonfinite)
-    result = RESULTS.where(finite & ~ok(x), RESULTS.inadmissible, result)
-    result = RESULTS.where(finite & ok(x) & ~(scaled <= 1.0), RESULTS.max_steps, result)
-    iterations = warm.stats["num_steps"] + polish.stats["num_steps"] + final.stats["num_steps"]
+    result = RESULTS.where(finite & ~admissible, RESULTS.inadmissible, result)
+    result = RESULTS.where(admissible & ~(scaled <= 1.0), RESULTS.max_steps, result)
     return FixedPoint(x=unravel(x), residual=residual, iterations=iterations, result=result)
 
 

@@ -25,9 +25,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+import equinox as eqx
+
+from ._generations.solve import fold, generations_of
 from ._params import Mixture, SolverConfig, Student, Teacher, check_instance, check_integer, real_value
-from ._student import solve_student
-from ._teacher import solve_teacher
+from ._solve import RESULTS
 
 #: flat name -> (which object, which field)
 PARAMETERS = {
@@ -60,11 +62,50 @@ def with_values(mixture: Mixture, teacher: Teacher, student: Student | None, val
     return objs["mixture"], objs["teacher"], objs["student"]
 
 
-def solve(mixture, teacher, student=None, config: SolverConfig = SolverConfig()):
-    """The teacher, or the student with its teacher, at one setting (traceable, ``throw=False``)."""
+def solve(mixture, teacher, student=None, config: SolverConfig = SolverConfig(), x0s=None, regimes=None):
+    """The generations at one setting (traceable, never raises): the teacher's result, or the
+    student's with its teacher in ``.teacher``.  ``x0s``/``regimes`` as in ``fold``."""
+    results = fold(mixture, generations_of(teacher, () if student is None else (student,)), config, x0s, regimes)
     if student is None:
-        return solve_teacher(mixture, teacher, config, throw=False)
-    return solve_student(mixture, teacher, student, config, throw=False)
+        return results[0]
+    return eqx.tree_at(lambda r: r.teacher, results[1], results[0], is_leaf=lambda x: x is None)
+
+
+class Point(eqx.Module):
+    """One generation at one point of a sweep: the numbers of a table row (``teacher`` inside a
+    student's point).  ``r`` and ``agreement`` are absent for the teacher."""
+
+    gen_error: jax.Array
+    m: jax.Array
+    q: jax.Array
+    b: jax.Array
+    V: jax.Array
+    r: jax.Array | None
+    agreement: jax.Array | None
+    train_error: jax.Array
+    train_loss: jax.Array
+    residual: jax.Array
+    iterations: jax.Array
+    finite_minimiser: jax.Array
+    result: RESULTS
+    teacher: "Point | None" = None
+
+    @property
+    def converged(self):
+        return self.result == RESULTS.successful
+
+
+def point_of(res) -> Point:
+    """The ``Point`` of a solved generation (training observables included)."""
+    fields = {name: getattr(res, name) for name in Point.__dataclass_fields__ if name != "teacher"}
+    return Point(**fields, teacher=None if res.teacher is None else point_of(res.teacher))
+
+
+def regimes_needed(mixture, teacher, student, flat) -> tuple[bool, ...]:
+    """Per generation, whether some point of the grid may have a zero ridge (a concrete check)."""
+    lams = [("lam_t", teacher.lam)] + ([] if student is None else [("lam_s", student.lam)])
+    return tuple(bool(np.any(np.asarray(flat[name]) <= 0)) if name in flat else not bool(np.all(np.asarray(lam) > 0))
+                 for name, lam in lams)
 
 
 def grid_points(grid: Mapping[str, object]) -> tuple[dict[str, np.ndarray], tuple[int, ...]]:
@@ -84,17 +125,50 @@ def grid_points(grid: Mapping[str, object]) -> tuple[dict[str, np.ndarray], tupl
     return dict(zip(axes, flat)), shape
 
 
-@partial(jax.jit, static_argnames=("config", "batch_size"))
-def _solve_points(base, values, *, config, batch_size):
+@partial(jax.jit, static_argnames=("config", "batch_size", "regimes"))
+def _solve_points(base, values, *, config, batch_size, regimes):
     """``solve`` at every point of ``values`` (name -> ``(devices, points per device)``).
 
     The leading axis, sharded one row per device, is ``vmap``-ed (so that each device
-    solves its own row); along a row the solve is mapped ``batch_size`` points at a time
-    under ``vmap``.  Compiled once per (parameter structure, grid names, shapes, config,
-    batch size) and reused by every later sweep of that shape.
+    solves its own row).  Along a row, one point at a time (``batch_size = 1``), each starts
+    from its solved predecessor in the row (continuation: neighbouring points of a grid have
+    neighbouring fixed points) where that one converged; larger batches are solved together
+    under ``vmap`` from the default start.  Compiled once per (parameter structure, grid names,
+    shapes, config, batch size, regimes) and reused by every later sweep of that shape.
     """
-    point = lambda v: solve(*with_values(*base, v), config)
-    return jax.vmap(lambda row: jax.lax.map(point, row, batch_size=batch_size))(values)
+    def solve_at(v, x0s=None):
+        res = solve(*with_values(*base, v), config, x0s, regimes)
+        return point_of(res), res
+
+    if batch_size > 1:
+        return jax.vmap(lambda row: jax.lax.map(lambda v: solve_at(v)[0], row, batch_size=batch_size))(values)
+
+    def row_scan(row):
+        first = jax.tree.map(lambda a: a[0], row)
+        starts = _starts(*with_values(*base, first))
+
+        def step(x0s, v):
+            pt, res = solve_at(v, x0s)
+            chain = [res.teacher, res] if res.teacher is not None else [res]
+            keep = tuple(jax.tree.map(lambda new, old: jnp.where(r.converged, new, old), r.state, x0)
+                         for r, x0 in zip(chain, x0s))
+            return keep, pt
+
+        return jax.lax.scan(step, starts, row)[1]
+
+    return jax.vmap(row_scan)(values)
+
+
+def _starts(mixture, teacher, student):
+    """Default starts of the generations (the first point of a continuation)."""
+    from ._generations.solve import Solved
+
+    gens = generations_of(teacher, () if student is None else (student,))
+    t0 = gens[0].start(mixture, ())
+    if student is None:
+        return (t0,)
+    summary = gens[0].summary(t0, ())
+    return (t0, gens[1].start(mixture, (Solved(gens[0], t0, summary),)))
 
 
 def default_batch_size(devices) -> int:
@@ -171,6 +245,7 @@ def sweep(
     base = (mixture, teacher, student)
 
     dtype = jnp.result_type(float)
+    regimes = regimes_needed(mixture, teacher, student, flat)
     layout = _layout(base, flat, config)
     table = {name: np.zeros(n, leaf.dtype) for name, leaf in zip(layout.names, layout.leaves)}
     done = np.zeros(n, bool)
@@ -195,26 +270,30 @@ def sweep(
         for name, column in table.items():
             column[:] = np.asarray(values[name])
 
-    todo = np.flatnonzero(~done)
-    count = n - todo.size
+    # Chunks are fixed ranges of the flat index, so that a point is solved from the same start
+    # (its neighbour in the chunk, see _solve_points) in an uninterrupted run and after a resume.
+    count = int(done.sum())
     try:
-        for start in range(0, todo.size, chunk):
-            idx = todo[start:start + chunk]
+        for start in range(0, n, chunk):
+            idx = np.arange(start, min(start + chunk, n))
+            new = idx[~done[idx]]
+            if new.size == 0:
+                continue
             mine = np.resize(idx, chunk)[rank * per:(rank + 1) * per]  # padded by repetition
             values = {name: jax.device_put(jnp.asarray(arr[mine].reshape(k, per // k), dtype), sharding)
                       for name, arr in flat.items()}
-            res = _solve_points(base, values, config=config, batch_size=batch)
+            res = _solve_points(base, values, config=config, batch_size=batch, regimes=regimes)
             leaves = [np.asarray(x).reshape(per) for x in jax.tree_util.tree_leaves(res)]
             if nproc > 1:
                 from jax.experimental import multihost_utils
 
                 leaves = [np.asarray(x).reshape(chunk) for x in multihost_utils.process_allgather(leaves)]
             for name, leaf in zip(layout.names, leaves):
-                table[name][idx] = leaf[: idx.size]
-            done[idx] = True
+                table[name][new] = leaf[new - start]
+            done[new] = True
             if writer is not None:
-                writer.append(idx)
-            count += idx.size
+                writer.append(new)
+            count += new.size
             if progress is not None:
                 progress(count, n)
         if writer is not None:
@@ -248,7 +327,8 @@ def _layout_of(treedef, n_leaves, names, config, dtype, with_student) -> _Layout
     scalar = jax.ShapeDtypeStruct((), dtype)
     point = {name: scalar for name in names}
     base = jax.tree_util.tree_unflatten(treedef, [scalar] * n_leaves)
-    struct = jax.eval_shape(lambda b, v: solve(*with_values(*b, v), config), base, point)
+    struct = jax.eval_shape(lambda b, v: point_of(solve(*with_values(*b, v), config, None, (False, False))),
+                            base, point)
     if any(leaf.shape != () for leaf in jax.tree_util.tree_leaves(struct)):
         raise NotImplementedError("sweep tables hold one number per result field and point")
     return _Layout(jax.tree_util.tree_structure(struct), jax.tree_util.tree_leaves(struct),

@@ -19,8 +19,8 @@ import numpy as np
 from ._observables import gen_error
 from ._params import Mixture, Student, Teacher
 from ._simulate import simulate_student, simulate_teacher
-from ._student import solve_student
-from ._teacher import solve_teacher
+from ._generations import solve_student
+from ._generations import solve_teacher
 
 Z_MAX = 3.0
 FINITE_SIZE = 0.02

@@ -126,8 +126,8 @@ def _as_dict(result, fields):
 def cmd_solve(args) -> int:
     from ._regimes import check_student, check_teacher
     from ._solve import message
-    from ._student import solve_student
-    from ._teacher import solve_teacher
+    from ._generations import solve_student
+    from ._generations import solve_teacher
 
     mixture, teacher, student = _model(args)
     check_teacher(mixture, teacher)  # regimes without a finite minimiser: one line, exit 2

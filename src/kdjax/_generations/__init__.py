@@ -1,0 +1,11 @@
+"""Generations of a distillation chain (docs/architecture.md): generation 0 is the teacher (``ERM``),
+generation ``k >= 1`` a student distilled from ``k - 1`` (``KD``); a solve is a fold over them."""
+
+from .base import Generation, Solved, Summary
+from .erm import ERM, TeacherState
+from .inputs import FreshInputs, Inputs, SameInputs
+from .kd import KD, StudentState
+from .solve import GenerationResult, fold, solve_generation, solve_student, solve_teacher
+
+__all__ = ["Generation", "Solved", "Summary", "ERM", "KD", "TeacherState", "StudentState", "Inputs", "SameInputs",
+           "FreshInputs", "GenerationResult", "fold", "solve_generation", "solve_student", "solve_teacher"]

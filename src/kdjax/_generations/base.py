@@ -1,0 +1,73 @@
+"""What every generation of a distillation chain is, and what a solved one gives (docs/architecture.md).
+
+A *generation* is one learner of the chain: generation 0 is the teacher (ERM on the noisy labels,
+``ERM``), generation ``k >= 1`` a student distilled from generation ``k - 1`` (``KD``).  It gives,
+from the solved generations before it (its ``history``):
+
+* its order-parameter state, a ``start`` and its saddle-point ``map`` (the fixed point solved by
+  ``kdjax._solve``), with the admissible states (``valid``);
+* its test observables at a solved state (``observables``: cheap, from the overlaps) and its
+  training observables (``training``: Gaussian averages, compiled apart and computed when asked);
+* its regime (``finite``: traceable; ``check``: eager, raising the named ``ValueError``);
+* what a later generation needs of it: a ``Summary`` (``m, q, b, V`` and its support ``gamma``)
+  and, for the generations that train on its own training inputs, its training output
+  (``output`` / ``output_channel``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import equinox as eqx
+import jax
+
+
+class Summary(eqx.Module):
+    """A solved generation as its successors see it: ``m = w . v / N``, ``q = |w|^2 / N``, the
+    bias ``b``, the response ``V`` and the fraction ``gamma`` of the coordinates it sees."""
+
+    m: jax.Array
+    q: jax.Array
+    b: jax.Array
+    V: jax.Array
+    gamma: jax.Array
+
+
+class Solved(eqx.Module):
+    """An earlier generation of a chain: the generation, its solved state and its summary."""
+
+    generation: Any
+    state: Any
+    summary: Summary
+
+
+class Generation(eqx.Module):
+    """Interface of a generation (module docstring); ``ERM`` and ``KD`` implement it."""
+
+    def start(self, mixture, history):
+        raise NotImplementedError
+
+    def map(self, x, mixture, history, config):
+        raise NotImplementedError
+
+    def valid(self, x):
+        return x.V > 0
+
+    def summary(self, x, history) -> Summary:
+        raise NotImplementedError
+
+    def observables(self, x, mixture, history) -> dict:
+        raise NotImplementedError
+
+    def training(self, x, mixture, history, config):
+        raise NotImplementedError
+
+    def finite(self, mixture):
+        raise NotImplementedError
+
+    def check(self, mixture, where: str = "") -> None:
+        raise NotImplementedError
+
+    def needs(self, history: tuple) -> tuple:
+        """The part of the history this generation's equations read (all of it by default)."""
+        return history

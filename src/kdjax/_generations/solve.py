@@ -1,0 +1,226 @@
+"""Solving generations: one compiled program per generation, a chain as a fold (docs/architecture.md).
+
+``solve_generation`` is the compiled unit: a generation's fixed point and its test observables,
+given the solved generations it reads (``Solved``), compiled once per structure and called with
+the earlier states as inputs, so a student reuses the compiled teacher and each depth of a chain
+compiles once.  Every public entry point calls it, also under ``jax.grad``, ``jax.vmap`` or a
+user's ``jit`` (a cached compiled call then, not an op-by-op trace).  The regime test runs
+eagerly where the ridge is a concrete positive number, and otherwise in a program of its own;
+training observables are a third program, run when a result's ``train_error`` / ``train_loss``
+is read.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._params import Mixture, SolverConfig, Student, Teacher, check_arguments, check_instance
+from .._solve import RESULTS, is_concrete, raise_if_failed, solve_fixed_point
+from .base import Generation, Solved
+from .erm import ERM
+from .kd import KD
+
+
+class GenerationResult(eqx.Module):
+    """A solved generation: MODEL.md observables, the solver's diagnostics and the solved ``state``.
+
+    ``r`` and ``agreement`` are taken against the previous generation (``None`` for the teacher).
+    ``result`` is a ``kdjax.RESULTS`` code; ``converged`` is ``result == successful`` (which needs
+    every earlier generation to have succeeded).  ``train_error`` and ``train_loss`` are computed
+    when read, by their own compiled program.  ``teacher`` is set by ``solve_student`` only.
+    """
+
+    gen_error: jax.Array
+    m: jax.Array
+    q: jax.Array
+    b: jax.Array
+    V: jax.Array
+    r: jax.Array | None
+    agreement: jax.Array | None
+    residual: jax.Array
+    iterations: jax.Array
+    finite_minimiser: jax.Array
+    result: RESULTS
+    state: eqx.Module
+    generation: Generation
+    mixture: Mixture
+    history: tuple
+    config: SolverConfig = eqx.field(static=True)
+    teacher: GenerationResult | None = None
+
+    @property
+    def converged(self):
+        return self.result == RESULTS.successful
+
+    @property
+    def V_st(self):
+        """The cross response of a student on its predecessor's inputs (0 on fresh inputs)."""
+        return getattr(self.state, "V_st", None)
+
+    @property
+    def solved(self) -> Solved:
+        """This generation as its successors see it."""
+        return Solved(self.generation, self.state, self.generation.summary(self.state, self.history))
+
+    def _training(self):
+        args = (self.generation, self.state, self.mixture, self.history)
+        batch = np.shape(self.gen_error)
+        if batch and is_concrete(args):
+            flat = jax.tree.map(lambda a: jnp.reshape(a, (-1,) + jnp.shape(a)[len(batch):]), args)
+            out = jax.vmap(partial(_training, config=self.config))(*flat)
+            return tuple(jnp.reshape(o, batch) for o in out)
+        return _training(*args, config=self.config)
+
+    @property
+    def train_error(self):
+        """Fraction of the training samples misclassified (against their observed labels)."""
+        return self._training()[0]
+
+    @property
+    def train_loss(self):
+        """Training loss per sample, without the penalty."""
+        return self._training()[1]
+
+
+@partial(jax.jit, static_argnames=("config",))
+def _training(generation, state, mixture, history, *, config):
+    return generation.training(state, mixture, history, config)
+
+
+@jax.jit
+def _finite(generation, mixture):
+    return generation.finite(mixture)
+
+
+def _map(x, args):
+    generation, mixture, history, config = args
+    return generation.map(x, mixture, history, config)
+
+
+@partial(jax.jit, static_argnames=("config",))
+def solve_generation(generation, mixture, history, x0, earlier_ok, finite, *, config) -> GenerationResult:
+    """The fixed point of ``generation`` from ``x0`` given ``history`` and its test observables;
+    pure JAX (``jit``/``vmap``/``grad``, implicit derivatives), no checks."""
+    fp = solve_fixed_point(_map, x0, (generation, mixture, history, config), config, valid=generation.valid)
+    obs = generation.observables(fp.x, mixture, history)
+    result = RESULTS.where(finite, fp.result, RESULTS.no_finite_minimiser)
+    result = RESULTS.where(earlier_ok, result, RESULTS.teacher_failed)
+    return GenerationResult(**obs, residual=fp.residual, iterations=fp.iterations, finite_minimiser=finite,
+                            result=result, state=fp.x, generation=generation, mixture=mixture, history=history,
+                            config=config)
+
+
+def finite_flag(generation, mixture):
+    """Whether the generation has a finite minimiser: ``True`` without computation where its ridge
+    is a concrete positive number; otherwise the regime test, compiled apart."""
+    lam = generation.params.lam
+    if is_concrete(lam) and np.all(np.asarray(lam) > 0):
+        return jnp.ones(np.shape(lam), bool)
+    return _finite(generation, mixture)
+
+
+def _start(x0, generation, mixture, history):
+    if x0 is None:
+        return generation.start(mixture, history)
+    return x0.state if isinstance(x0, GenerationResult) else x0
+
+
+def fold(mixture, generations, config: SolverConfig, x0s=None, regimes=None):
+    """Solve ``generations`` in order (a fold): each from the solved ones before it.  Returns their
+    ``GenerationResult``s (a failure marks every later generation ``teacher_failed``).
+
+    ``x0s``: a start per generation (``None``: its own ``start``); ``regimes``: per generation,
+    whether its regime test may be needed (``False``: its ridge is known to be positive).
+    """
+    x0s = x0s if x0s is not None else (None,) * len(generations)
+    regimes = regimes if regimes is not None else (True,) * len(generations)
+    solved, results, ok = (), [], jnp.asarray(True)
+    for generation, x0, regime in zip(generations, x0s, regimes):
+        history = generation.needs(solved)
+        finite = finite_flag(generation, mixture) if regime else jnp.asarray(True)
+        res = solve_generation(generation, mixture, history, _start(x0, generation, mixture, history), ok,
+                               finite, config=config)
+        results.append(res)
+        solved = solved + (res.solved,)
+        ok = ok & res.converged
+    return results
+
+
+def check_chain(mixture, generations) -> None:
+    """Eager checks of a chain's structure and regimes, naming the generation (``ValueError``)."""
+    previous = None
+    for k, generation in enumerate(generations):
+        where = "teacher" if k == 0 else f"generation {k}"
+        if k and isinstance(generation, KD):
+            gamma, prev_gamma = float(generation.params.gamma), (1.0 if k == 1 else float(previous.params.gamma))
+            if gamma > prev_gamma:
+                raise ValueError(f"gamma of {where} ({gamma:g}) must not exceed that of the previous generation "
+                                 f"({prev_gamma:g})")
+            if generation.inputs.responds and k > 1:
+                raise NotImplementedError(
+                    f"{where} trains on the teacher's inputs after another student: same-input chains deeper than "
+                    f"one generation are not solved yet (use data='fresh')")
+        if is_concrete(generation, mixture):
+            generation.check(mixture, where if k else "")
+        previous = generation
+
+
+def generations_of(teacher: Teacher, students) -> tuple:
+    return (ERM(teacher),) + tuple(KD(s) for s in students)
+
+
+def _raise_if_any_failed(results, names):
+    for res, name in zip(results, names):
+        if is_concrete(res.result._value):
+            if res.result != RESULTS.successful and res.result != RESULTS.teacher_failed:
+                raise_if_failed(res, name)
+        else:
+            raise_if_failed(res, name)
+
+
+def solve_teacher(mixture: Mixture, teacher: Teacher, config: SolverConfig = SolverConfig(), *,
+                  throw: bool = True, x0=None) -> GenerationResult:
+    """Exact asymptotic teacher (docs/theory.md, Sec. 2): a ``GenerationResult``.
+
+    ``throw=True``: a failed solve raises (``ValueError`` naming the regime, with its numbers,
+    when the objective has no finite minimiser; ``kdjax.SolveError`` when the fixed point does not
+    converge; under ``jit`` an equinox runtime error with the same reason).  ``throw=False``:
+    never raises on failure; ``result`` says what happened (use it under ``vmap``).
+    ``x0``: a start (a previous result or its ``state``), e.g. a solved neighbour.  Pure in every
+    case: ``jit``, ``vmap`` and ``grad`` compose, each through a cached compiled program.
+    """
+    check_instance("config", config, SolverConfig)
+    if is_concrete(mixture, teacher):
+        check_arguments(mixture=(mixture, Mixture), teacher=(teacher, Teacher))
+    generations = generations_of(teacher, ())
+    if throw:
+        check_chain(mixture, generations)
+    (res,) = fold(mixture, generations, config, (x0,))
+    return raise_if_failed(res, "teacher") if throw else res
+
+
+def solve_student(mixture: Mixture, teacher: Teacher, student: Student, config: SolverConfig = SolverConfig(), *,
+                  throw: bool = True, x0=None) -> GenerationResult:
+    """Exact asymptotic KD student (docs/theory.md, Sec. 3): the one-generation chain, with its
+    teacher in ``.teacher``.
+
+    Gradients flow through both fixed points by implicit differentiation.  ``throw`` as in
+    ``solve_teacher`` (the teacher's failure is raised first); ``x0``: a previous student result
+    (both fixed points start from it) or a student state.
+    """
+    check_instance("config", config, SolverConfig)
+    if is_concrete(mixture, teacher, student):
+        check_arguments(mixture=(mixture, Mixture), teacher=(teacher, Teacher), student=(student, Student))
+    generations = generations_of(teacher, (student,))
+    if throw:
+        check_chain(mixture, generations)
+    x0s = (x0.teacher, x0) if isinstance(x0, GenerationResult) and x0.teacher is not None else (None, x0)
+    t, s = fold(mixture, generations, config, x0s)
+    if throw:
+        _raise_if_any_failed((t, s), ("teacher", "student"))
+    return eqx.tree_at(lambda r: r.teacher, s, t, is_leaf=lambda x: x is None)
