@@ -249,11 +249,13 @@ CHAIN_FIELDS = ("m", "q", "r", "b", "gen_error", "test_error", "train_error", "t
 
 @pytest.mark.parametrize("data", ["same", "fresh"])
 def test_one_generation_chain_is_simulate_student(data):
-    if data == "same":  # the shapes of `hard_students` (T, a, lam, eta are leaves)
-        mixture, teacher, seeds = MIXTURE.replace(label_noise=0.2), TEACHER, SEEDS
+    # the shapes and static fields of programs compiled above (T, a, lam are leaves; a noisy
+    # mixture is another program: the noisy chains below run the same code)
+    if data == "same":  # as `hard_students`
+        mixture, teacher, seeds = MIXTURE, TEACHER, SEEDS
         student = Student(temperature=2.0, hard_weight=0.3, lam=0.1)
-    else:  # the shapes of test_fresh_student_data_runs_and_converges
-        mixture, teacher, seeds = Mixture(alpha=1.5, delta=1.0, label_noise=0.2), Teacher("square", 0.5), 2
+    else:  # as test_fresh_student_data_runs_and_converges
+        mixture, teacher, seeds = Mixture(alpha=1.5, delta=1.0), Teacher("square", 0.5), 2
         student = Student(gamma=0.5, temperature=2.0, hard_weight=0.5, lam=0.05, data="fresh",
                           alpha=4.0)
     sim = simulate_student(mixture, teacher, student, n_features=N, seeds=seeds, n_test=N_TEST)
