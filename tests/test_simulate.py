@@ -17,6 +17,7 @@ import pytest  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.svm import SVC  # noqa: E402
 
+from kdjax._observables import agreement  # noqa: E402
 from kdjax._params import Mixture, Student, Teacher  # noqa: E402
 from kdjax._simulate import (  # noqa: E402
     ChainSimulation,
@@ -339,6 +340,11 @@ def test_self_distillation_chain_with_fresh_generation_has_sane_errors():
         assert 0.0 <= res.gen_error <= 0.5 and 0.0 <= res.test_error <= 0.5
     g1, g2 = chain.generations
     assert np.all(g2.r != g2.r_teacher)  # r is taken against generation 1
+    # the test inputs' joint law: empirical agreement = the exact bivariate formula
+    for prev, gen in ((chain.teacher, g1), (g1, g2)):
+        exact = np.asarray(agreement(prev.m, prev.q, prev.b, gen.m, gen.q, gen.r, gen.b, 1.0, 0.5))
+        sem = np.sqrt(exact * (1 - exact) / N_TEST)
+        assert np.all(np.abs(gen.agreement - exact) <= 4.5 * sem)
     assert 0.5 < float(mean.generations[1].agreement) < 1.0
     assert np.all(g2.train_error != g1.train_error) or np.all(g2.train_loss != g1.train_loss)
 
@@ -353,3 +359,33 @@ def test_chain_gamma_must_not_increase_and_students_must_be_a_sequence():
         simulate_chain(NOISY, TEACHER, Student(), n_features=10)
     with pytest.raises(ValueError, match="generation 2 must be a Student"):
         simulate_chain(NOISY, TEACHER, [Student(), TEACHER], n_features=10)
+
+
+def test_chain_failures_propagate_and_are_named_by_generation():
+    ok, bad = np.array([True, True]), np.array([True, False])
+
+    def generation(k, converged, finite, upstream):
+        zeros = np.zeros(2)
+        return GenerationSimulation(
+            generation=k, m=zeros, q=zeros + 1, r=zeros, r_teacher=zeros, b=zeros,
+            gen_error=zeros, test_error=zeros, train_error=zeros, train_loss=zeros,
+            agreement=zeros, grad_norm=zeros, converged=converged & upstream,
+            finite_minimiser=finite, upstream_converged=upstream, n_steps=zeros,
+        )
+
+    zeros = np.zeros(2)
+    teacher = TeacherSimulation(m=zeros, q=zeros, b=zeros, gen_error=zeros, test_error=zeros,
+                                train_error=zeros, train_loss=zeros, grad_norm=zeros,
+                                converged=ok, finite_minimiser=ok, n_steps=zeros)
+    chain = ChainSimulation(teacher=teacher, generations=(
+        generation(1, bad, bad, ok), generation(2, ok, ok, bad), generation(3, ok, ok, bad)))
+    assert chain.failure_message() == (
+        "generation 1: no finite minimiser in 1 of 2 seeds (lam of generation 1 (hard labels) = 0 "
+        "on linearly separable training data: the weight norm diverges)")
+    with pytest.raises(ValueError, match="generation 1: no finite minimiser"):
+        chain.check()
+    with pytest.raises(ValueError, match="generation 3: an earlier generation"):
+        chain.generations[2].mean()
+    kept = chain.mean(failed="drop")
+    assert kept.generations[2].converged == 1.0 and kept.teacher.q == 0.0
+    assert chain.mean(failed="keep").converged == 0.5

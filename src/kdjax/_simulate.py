@@ -7,6 +7,10 @@ Seed ``s`` uses ``jax.random.PRNGKey(s)``; ``simulate_student``'s teacher is the
 ``simulate_teacher`` returns for the same seed.  A test input enters only through its label and
 the Gaussian pair ``(w_t.z, w_s.z_S)/sqrt(N)``, which is drawn from its exact joint law given the
 trained weights (identical in distribution to drawing ``z``, at 2 normals instead of N per input).
+``simulate_chain`` trains generations 1..K of a distillation chain the same way (generation k's
+soft labels from generation k-1, its own ``_fit_student`` solve); the test inputs' Gaussian parts
+of all K+1 generations are drawn jointly (K+1 normals per input), and a one-generation chain is
+``simulate_student`` with the same random numbers.
 
 Minimisation, all from ``theta = (w, b) = 0``:
 
