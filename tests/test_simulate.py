@@ -17,14 +17,19 @@ import pytest  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.svm import SVC  # noqa: E402
 
+from kdjax._observables import agreement  # noqa: E402
 from kdjax._params import Mixture, Student, Teacher  # noqa: E402
 from kdjax._simulate import (  # noqa: E402
+    ChainSimulation,
+    GenerationSimulation,
     StudentSimulation,
     TeacherSimulation,
     _draw,
     _fit_student,
     _fit_teacher,
+    _generation_data,
     _seed_keys,
+    simulate_chain,
     simulate_student,
     simulate_teacher,
 )
@@ -233,3 +238,154 @@ def test_float32_smoke():
                                seeds=2, n_test=1000)
         assert sim.q.dtype == jnp.float32
         assert np.all(sim.converged) and np.all(np.isfinite(sim.gen_error))
+
+
+# --------------------------------------------------------------------------- distillation chains
+# Each chain structure (depth, data modes, coordinate counts) is one compilation (~4 s per
+# generation on 2 cores); the depth-1 comparisons reuse simulate_student programs compiled above.
+
+CHAIN_FIELDS = ("m", "q", "r", "b", "gen_error", "test_error", "train_error", "train_loss",
+                "agreement", "grad_norm", "converged", "finite_minimiser", "n_steps")
+
+
+@pytest.mark.parametrize("data", ["same", "fresh"])
+def test_one_generation_chain_is_simulate_student(data):
+    # the shapes and static fields of programs compiled above (T, a, lam are leaves; a noisy
+    # mixture is another program: the noisy chains below run the same code)
+    if data == "same":  # as `hard_students`
+        mixture, teacher, seeds = MIXTURE, TEACHER, SEEDS
+        student = Student(temperature=2.0, hard_weight=0.3, lam=0.1)
+    else:  # as test_fresh_student_data_runs_and_converges
+        mixture, teacher, seeds = Mixture(alpha=1.5, delta=1.0), Teacher("square", 0.5), 2
+        student = Student(gamma=0.5, temperature=2.0, hard_weight=0.5, lam=0.05, data="fresh",
+                          alpha=4.0)
+    sim = simulate_student(mixture, teacher, student, n_features=N, seeds=seeds, n_test=N_TEST)
+    chain = simulate_chain(mixture, teacher, [student], n_features=N, seeds=seeds, n_test=N_TEST)
+    assert isinstance(chain, ChainSimulation) and chain.depth == 1
+    (gen,) = chain.generations
+    assert isinstance(gen, GenerationSimulation) and gen.generation == 1
+    assert np.all(gen.converged) and np.all(gen.upstream_converged)
+    for field in CHAIN_FIELDS:
+        np.testing.assert_allclose(np.asarray(getattr(gen, field), float),
+                                   np.asarray(getattr(sim, field), float), rtol=0, atol=1e-10)
+    for field in ("m", "q", "b", "gen_error", "test_error", "train_error", "train_loss"):
+        np.testing.assert_allclose(getattr(chain.teacher, field), getattr(sim.teacher, field),
+                                   rtol=0, atol=1e-10)
+    np.testing.assert_array_equal(gen.r_teacher, gen.r)  # the predecessor is the teacher
+
+
+CHAIN_N = 200
+NOISY = Mixture(alpha=3.0, delta=1.0, label_noise=0.2)
+
+
+def test_copying_generation_reproduces_its_predecessor_at_depth_two_and_three():
+    """MODEL.md identity: gamma_k = gamma_{k-1}, T = 1, a = 0, lam = 0 on same inputs copies
+    generation k - 1 (unique minimiser: alpha N > gamma N + 1), with label noise."""
+    copy = Student(gamma=0.6, temperature=1.0, hard_weight=0.0, lam=0.0)
+    first = Student(gamma=0.6, temperature=2.0, hard_weight=0.3, lam=0.1)
+    chain = simulate_chain(NOISY, Teacher("logistic", 0.1), [first, copy, copy],
+                           n_features=CHAIN_N, seeds=2, n_test=N_TEST)
+    assert chain.check() is chain and chain.depth == 3
+    g1, g2, g3 = chain.generations
+    for prev, gen in ((g1, g2), (g2, g3)):
+        assert np.all(gen.grad_norm <= TOL * 3 * CHAIN_N)
+        # |w_k - w_{k-1}|^2 / N = q_k + q_{k-1} - 2 r_k (r_k: overlap with the predecessor)
+        np.testing.assert_allclose(gen.q + prev.q - 2 * gen.r, 0.0, atol=1e-10)
+        for field in ("m", "q", "b", "r_teacher", "gen_error", "test_error", "train_error"):
+            np.testing.assert_allclose(getattr(gen, field), getattr(prev, field),
+                                       rtol=1e-8, atol=1e-10)
+        np.testing.assert_array_equal(gen.agreement, 1.0)
+    # same inputs share the teacher's label flips: the copies' training errors are g1's exactly,
+    # g1 is not the teacher (r with the teacher, agreement < 1)
+    np.testing.assert_array_equal(g2.train_error, g1.train_error)
+    np.testing.assert_array_equal(g1.r, g1.r_teacher)
+    assert np.all(g1.agreement < 1.0)
+    # aggregates over seeds, generation by generation
+    mean, sem = chain.mean(), chain.sem()
+    assert isinstance(mean, ChainSimulation) and isinstance(mean.generations[2], GenerationSimulation)
+    np.testing.assert_allclose(mean.generations[1].q, np.mean(g2.q))
+    np.testing.assert_allclose(sem.teacher.m, np.std(chain.teacher.m, ddof=1) / np.sqrt(2))
+    assert mean.converged == 1.0 and chain.failure_message() == "all seeds converged"
+
+
+def test_same_generations_share_the_training_set_and_fresh_ones_draw_new_inputs():
+    mixture = NOISY
+    ctx = _draw(_seed_keys([0])[0], mixture, 50, 150, jnp.float64)
+    same, fresh = Student(), Student(data="fresh", alpha=2.0)
+    x1, y1 = _generation_data(ctx, 1, same, 150)
+    assert x1 is ctx["x"] and y1 is ctx["y"]  # the teacher's inputs and its noisy labels
+    x2, y2 = _generation_data(ctx, 2, fresh, 100)
+    x3, y3 = _generation_data(ctx, 3, fresh, 100)
+    assert x2.shape == (100, 50) and y2.shape == (100,)
+    assert not np.allclose(x2, ctx["x"][:100]) and not np.allclose(x2, x3)
+    assert not np.array_equal(y2, y3)
+    # fresh inputs come from the same mixture (same v): x.v / sqrt(N) has mean y_true |v|^2 / N
+    v = ctx["v"]
+    proj = np.asarray(x2 @ v / np.sqrt(50)) / float(v @ v / 50)
+    assert 0.5 < np.mean(np.sign(proj) == y2) < 0.95  # labels flipped at rate eta = 0.2
+
+
+def test_self_distillation_chain_with_fresh_generation_has_sane_errors():
+    students = [Student(gamma=1.0, temperature=2.0, hard_weight=0.0, lam=0.01),
+                Student(gamma=1.0, temperature=2.0, hard_weight=0.0, lam=0.01, data="fresh",
+                        alpha=3.0)]
+    chain = simulate_chain(NOISY.replace(alpha=2.0), Teacher("logistic", 0.1), students,
+                           n_features=CHAIN_N, seeds=3, n_test=N_TEST).check()
+    mean = chain.mean()
+    for res in (chain.teacher,) + chain.generations:
+        assert np.all(np.isfinite(res.gen_error)) and np.all(np.isfinite(res.test_error))
+        sem = np.sqrt(res.gen_error * (1 - res.gen_error) / N_TEST)
+        assert np.all(np.abs(res.test_error - res.gen_error) <= 4.5 * sem)
+    for res in (mean.teacher,) + mean.generations:
+        assert 0.0 <= res.gen_error <= 0.5 and 0.0 <= res.test_error <= 0.5
+    g1, g2 = chain.generations
+    assert np.all(g2.r != g2.r_teacher)  # r is taken against generation 1
+    # the test inputs' joint law: empirical agreement = the exact bivariate formula
+    for prev, gen in ((chain.teacher, g1), (g1, g2)):
+        exact = np.asarray(agreement(prev.m, prev.q, prev.b, gen.m, gen.q, gen.r, gen.b, 1.0, 0.5))
+        sem = np.sqrt(exact * (1 - exact) / N_TEST)
+        assert np.all(np.abs(gen.agreement - exact) <= 4.5 * sem)
+    assert 0.5 < float(mean.generations[1].agreement) < 1.0
+    assert np.all(g2.train_error != g1.train_error) or np.all(g2.train_loss != g1.train_loss)
+
+
+def test_chain_gamma_must_not_increase_and_students_must_be_a_sequence():
+    with pytest.raises(ValueError, match=r"gamma of generation 2 \(0.7\) must not exceed that of "
+                                         r"generation 1 \(0.5\)"):
+        simulate_chain(NOISY, TEACHER, [Student(gamma=0.5), Student(gamma=0.7)], n_features=10)
+    with pytest.raises(ValueError, match="non-empty sequence of Student"):
+        simulate_chain(NOISY, TEACHER, [], n_features=10)
+    with pytest.raises(ValueError, match="non-empty sequence of Student"):
+        simulate_chain(NOISY, TEACHER, Student(), n_features=10)
+    with pytest.raises(ValueError, match="generation 2 must be a Student"):
+        simulate_chain(NOISY, TEACHER, [Student(), TEACHER], n_features=10)
+
+
+def test_chain_failures_propagate_and_are_named_by_generation():
+    ok, bad = np.array([True, True]), np.array([True, False])
+
+    def generation(k, converged, finite, upstream):
+        zeros = np.zeros(2)
+        return GenerationSimulation(
+            generation=k, m=zeros, q=zeros + 1, r=zeros, r_teacher=zeros, b=zeros,
+            gen_error=zeros, test_error=zeros, train_error=zeros, train_loss=zeros,
+            agreement=zeros, grad_norm=zeros, converged=converged & upstream,
+            finite_minimiser=finite, upstream_converged=upstream, n_steps=zeros,
+        )
+
+    zeros = np.zeros(2)
+    teacher = TeacherSimulation(m=zeros, q=zeros, b=zeros, gen_error=zeros, test_error=zeros,
+                                train_error=zeros, train_loss=zeros, grad_norm=zeros,
+                                converged=ok, finite_minimiser=ok, n_steps=zeros)
+    chain = ChainSimulation(teacher=teacher, generations=(
+        generation(1, bad, bad, ok), generation(2, ok, ok, bad), generation(3, ok, ok, bad)))
+    assert chain.failure_message() == (
+        "generation 1: no finite minimiser in 1 of 2 seeds (lam of generation 1 (hard labels) = 0 "
+        "on linearly separable training data: the weight norm diverges)")
+    with pytest.raises(ValueError, match="generation 1: no finite minimiser"):
+        chain.check()
+    with pytest.raises(ValueError, match="generation 3: an earlier generation"):
+        chain.generations[2].mean()
+    kept = chain.mean(failed="drop")
+    assert kept.generations[2].converged == 1.0 and kept.teacher.q == 0.0
+    assert chain.mean(failed="keep").converged == 0.5

@@ -13,6 +13,7 @@ from ._optimize import BestTeacher, KDOptimum, best_teacher, optimize_kd
 from ._params import Mixture, SolverConfig, Student, Teacher
 from ._regimes import has_finite_minimiser, separability_threshold
 from ._simulate import StudentSimulation, TeacherSimulation, simulate_student, simulate_teacher
+from ._simulate import ChainSimulation, GenerationSimulation, simulate_chain
 from ._solve import RESULTS, SolveError
 from ._generations import FreshInputs, GenerationResult, SameInputs, StudentState, TeacherState
 from ._generations import solve_student, solve_teacher
@@ -30,5 +31,6 @@ __all__ = [
     "gen_error", "agreement", "bayes_optimal_error", "bayes_optimal_overlaps", "BayesOverlaps",
     "enable_compilation_cache",
     "simulate", "simulate_teacher", "simulate_student", "TeacherSimulation", "StudentSimulation",
+    "simulate_chain", "ChainSimulation", "GenerationSimulation",
 ]
 __version__ = "0.1.0"

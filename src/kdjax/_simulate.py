@@ -7,6 +7,10 @@ Seed ``s`` uses ``jax.random.PRNGKey(s)``; ``simulate_student``'s teacher is the
 ``simulate_teacher`` returns for the same seed.  A test input enters only through its label and
 the Gaussian pair ``(w_t.z, w_s.z_S)/sqrt(N)``, which is drawn from its exact joint law given the
 trained weights (identical in distribution to drawing ``z``, at 2 normals instead of N per input).
+``simulate_chain`` trains generations 1..K of a distillation chain the same way (generation k's
+soft labels from generation k-1, its own ``_fit_student`` solve); the test inputs' Gaussian parts
+of all K+1 generations are drawn jointly (K+1 normals per input), and a one-generation chain is
+``simulate_student`` with the same random numbers.
 
 Minimisation, all from ``theta = (w, b) = 0``:
 
@@ -179,6 +183,84 @@ class StudentSimulation(_Aggregates):
         msgs = _failures("teacher", self.teacher.converged, self.teacher.finite_minimiser, "lam_t")
         own = np.asarray(self.converged) | ~np.asarray(self.teacher.converged)
         msgs += _failures("student", own, self.finite_minimiser, "lam_s (hard labels)")
+        return "; ".join(msgs) or "all seeds converged"
+
+
+class GenerationSimulation(_Aggregates):
+    """Per-seed results of generation ``k >= 1`` of a distillation chain (arrays ``(n_seeds,)``).
+
+    m = w_k.v_S/N, q = |w_k|^2/N, b; r = w_{k-1,S}.w_k/N (overlap with the previous generation,
+    restricted to generation k's coordinates S), r_teacher = w_{0,S}.w_k/N (with the teacher);
+    gen_error (MODEL.md formula), test_error, train_error (against the noisy labels generation k
+    trained on), train_loss (its KD objective per sample, no penalty), agreement: fraction of the
+    ``n_test`` fresh inputs where sign h_k = sign h_{k-1}; grad_norm, n_steps, finite_minimiser:
+    of generation k's own solve; upstream_converged: the teacher and generations 1..k-1 all
+    converged; converged: generation k's solve met the tolerance AND upstream_converged.
+    """
+
+    generation: int = eqx.field(static=True)
+    m: jax.Array
+    q: jax.Array
+    r: jax.Array
+    r_teacher: jax.Array
+    b: jax.Array
+    gen_error: jax.Array
+    test_error: jax.Array
+    train_error: jax.Array
+    train_loss: jax.Array
+    agreement: jax.Array
+    grad_norm: jax.Array
+    converged: jax.Array
+    finite_minimiser: jax.Array
+    upstream_converged: jax.Array
+    n_steps: jax.Array
+
+    def _own_failures(self):
+        upstream = np.asarray(self.upstream_converged, bool)
+        own = np.asarray(self.converged, bool) | ~upstream
+        return _failures(f"generation {self.generation}", own, self.finite_minimiser,
+                         f"lam of generation {self.generation} (hard labels)")
+
+    def failure_message(self) -> str:
+        """One line naming why seeds failed (here or in an earlier generation)."""
+        msgs = self._own_failures()
+        upstream = np.asarray(self.upstream_converged, bool)
+        if (~upstream).any():
+            msgs.append(f"generation {self.generation}: an earlier generation (or the teacher) "
+                        f"failed in {(~upstream).sum()} of {upstream.size} seeds")
+        return "; ".join(msgs) or "all seeds converged"
+
+
+class ChainSimulation(_Aggregates):
+    """Per-seed results of a distillation chain (MODEL.md, "Distillation chains").
+
+    teacher: generation 0 (identical to ``simulate_teacher``'s for the same seeds);
+    generations: one GenerationSimulation per student, generation k = 1..K at index k - 1.
+    converged: every generation of the chain (and the teacher) converged.  ``.mean()``,
+    ``.sem()`` and ``.check()`` act on the whole chain (``failed="drop"`` keeps the seeds whose
+    whole chain converged).
+    """
+
+    teacher: TeacherSimulation
+    generations: tuple
+
+    @property
+    def converged(self):
+        return self.generations[-1].converged  # cumulative along the chain
+
+    @property
+    def depth(self) -> int:
+        return len(self.generations)
+
+    @property
+    def n_seeds(self) -> int:
+        return self.teacher.n_seeds
+
+    def failure_message(self) -> str:
+        """One line naming why seeds failed, generation by generation."""
+        msgs = _failures("teacher", self.teacher.converged, self.teacher.finite_minimiser, "lam_t")
+        for gen in self.generations:
+            msgs += gen._own_failures()
         return "; ".join(msgs) or "all seeds converged"
 
 
@@ -477,6 +559,115 @@ def _student_batch(
     return jax.vmap(one)(keys)
 
 
+def _generation_data(ctx, k, student, n_k):
+    """Training set (x, y_obs) of generation k >= 1 of a chain.
+
+    "same": the teacher's inputs and noisy labels (the very flips of the teacher's set);
+    "fresh": n_k new inputs of the same mixture (same v), labels flipped afresh.  Generation 1
+    draws from the key ``simulate_student`` uses, generation k > 1 from ``fold_in(that, k)``.
+    """
+    if student.data == "same":
+        return ctx["x"], ctx["y"]
+    key = ctx["keys"]["fresh"] if k == 1 else jax.random.fold_in(ctx["keys"]["fresh"], k)
+    return _sample(key, ctx["v"], n_k, ctx["rho"], ctx["delta"], ctx["eta"])
+
+
+def _chain_test_set(key, n_test, rho, depth, dtype):
+    """Labels and (n_test, depth + 1) standard normals: the first two columns are those of
+    ``_test_set`` (so that a one-generation chain is ``simulate_student``), column j >= 2 is
+    drawn from ``fold_in(key, j)``."""
+    y, xi = _test_set(key, n_test, rho, dtype)
+    extra = [jax.random.normal(jax.random.fold_in(key, j), (n_test,), dtype)
+             for j in range(2, depth + 1)]
+    return y, jnp.concatenate([xi] + [e[:, None] for e in extra], axis=1)
+
+
+def _test_fields(cov, xi):
+    """Gaussian parts g (n_test, K+1) with covariance ``cov`` from standard normals ``xi``.
+
+    g_j = (w_j . z_{S_j}) / sqrt(N) of a test input for generation j: cov_jk = w_j,S . w_k,S / N on
+    the common coordinates.  Cholesky row by row, a zero pivot (e.g. a generation that copies its
+    predecessor) giving a zero column; for two generations this is exactly ``_student_batch``'s
+    pair (c xi_0 + sqrt(q - c^2) xi_1 with c = r / sqrt(q_t)).
+    """
+    K1 = cov.shape[0]
+    L = [[None] * K1 for _ in range(K1)]
+    for k in range(K1):
+        for j in range(k):
+            s = cov[k, j]
+            for i in range(j):
+                s = s - L[k][i] * L[j][i]
+            L[k][j] = jnp.where(L[j][j] > 0, s / jnp.where(L[j][j] > 0, L[j][j], 1.0), 0.0)
+        d = cov[k, k]
+        for i in range(k):
+            d = d - L[k][i] ** 2
+        L[k][k] = jnp.sqrt(jnp.maximum(d, 0.0))
+    g = []
+    for k in range(K1):
+        gk = L[k][0] * xi[:, 0]
+        for j in range(1, k + 1):
+            gk = gk + L[k][j] * xi[:, j]
+        g.append(gk)
+    return g
+
+
+@functools.partial(
+    jax.jit, static_argnames=("N", "n", "dims", "sizes", "n_test", "tol", "max_steps", "dtype")
+)
+def _chain_batch(
+    keys, mixture, teacher, students, *, N, n, dims, sizes, n_test, tol, max_steps, dtype
+):
+    def one(key):
+        t_fields, ctx = _teacher_run(key, mixture, teacher, N, n, tol, max_steps, dtype)
+        v, delta, rho = ctx["v"], ctx["delta"], ctx["rho"]
+        ws, bs, Ns = [ctx["w"]], [ctx["b"]], [N]  # generation 0 = the teacher
+        upstream = t_fields["converged"]
+        gens = []
+        for k, (student, N_k, n_k) in enumerate(zip(students, dims, sizes), start=1):
+            x, y = _generation_data(ctx, k, student, n_k)
+            w_p, b_p, N_p = ws[-1], bs[-1], Ns[-1]
+            h_p = ctx["h"] if (k == 1 and student.data == "same") else (
+                x[:, :N_p] @ w_p / math.sqrt(N) + b_p)
+            theta, gnorm, converged, finite, steps = _fit_student(
+                x, y, h_p, student, N_k, tol=tol, max_steps=max_steps
+            )
+            w, b = theta[:-1], theta[-1]
+            h = x[:, :N_k] @ w / math.sqrt(N) + b
+            m, q = w @ v[:N_k] / N, w @ w / N
+            gens.append(dict(
+                m=m, q=q, r=w_p[:N_k] @ w / N, r_teacher=ws[0][:N_k] @ w / N, b=b,
+                gen_error=gen_error_unchecked(m, q, b, delta, rho), train_error=_error(h, y),
+                train_loss=jnp.mean(KD.value(h, *_kd_labels(y, h_p, student, dtype))),
+                grad_norm=gnorm, converged=converged & upstream, finite_minimiser=finite,
+                upstream_converged=upstream, n_steps=steps,
+            ))
+            upstream = upstream & converged
+            ws.append(w), bs.append(b), Ns.append(N_k)
+
+        # test inputs: labels and the jointly Gaussian parts of all generations' pre-activations
+        depth = len(students)
+        y_test, xi = _chain_test_set(ctx["keys"]["test"], n_test, rho, depth, dtype)
+        cov = jnp.stack([jnp.stack([ws[j][:min(Ns[j], Ns[k])] @ ws[k][:min(Ns[j], Ns[k])] / N
+                                    for k in range(depth + 1)]) for j in range(depth + 1)])
+        cov = cov.at[0, 0].set(ctx["q"])
+        g = _test_fields(cov, xi)
+        ms = [ctx["m"]] + [gen["m"] for gen in gens]
+        h_test = [y_test * ctx["m"] + bs[0] + jnp.sqrt(delta * ctx["q"]) * xi[:, 0]]  # as above
+        h_test += [y_test * ms[k] + bs[k] + jnp.sqrt(delta) * g[k] for k in range(1, depth + 1)]
+        generations = tuple(
+            GenerationSimulation(
+                generation=k, test_error=_error(h_test[k], y_test),
+                agreement=jnp.mean((jnp.sign(h_test[k]) == jnp.sign(h_test[k - 1])).astype(dtype)),
+                **gens[k - 1],
+            )
+            for k in range(1, depth + 1)
+        )
+        teacher_sim = TeacherSimulation(test_error=_error(h_test[0], y_test), **t_fields)
+        return ChainSimulation(teacher=teacher_sim, generations=generations)
+
+    return jax.vmap(one)(keys)
+
+
 # --------------------------------------------------------------------------- public API
 
 
@@ -595,4 +786,57 @@ def simulate_student(
         ))
 
 
-__all__ = ["simulate_teacher", "simulate_student", "TeacherSimulation", "StudentSimulation"]
+def simulate_chain(
+    mixture: Mixture,
+    teacher: Teacher,
+    students,
+    *,
+    n_features: int,
+    seeds=10,
+    n_test: int = 20000,
+    tol: float | None = None,
+    max_steps: int = 200,
+) -> ChainSimulation:
+    """Train a distillation chain (MODEL.md) at dimension ``N = n_features`` for each seed.
+
+    Generation 0 is the teacher; ``students`` (a non-empty sequence of ``Student``) are
+    generations 1..K, generation k distilled from generation k-1 (soft labels
+    ``sigmoid(h_{k-1}(x) / T_k)``) on its first N_k = round(gamma_k N) coordinates, gamma
+    non-increasing along the chain.  Data "same": the teacher's n inputs and noisy labels;
+    "fresh": round(alpha_k N) new inputs (same v, labels flipped afresh), on which generation
+    k-1 is evaluated.  All generations are measured on the same n_test fresh test inputs (their
+    Gaussian parts drawn jointly from the exact covariance given the trained weights).  A
+    one-generation chain gives ``simulate_student``'s numbers; the teacher is
+    ``simulate_teacher``'s.  Other arguments as in ``simulate_teacher``.
+    """
+    if isinstance(students, Student) or not hasattr(students, "__iter__"):
+        raise ValueError(f"students must be a non-empty sequence of Student, "
+                         f"got {describe(students)}")
+    students = tuple(students)
+    if not students:
+        raise ValueError("students must be a non-empty sequence of Student, got an empty one")
+    N, n_test, tol, max_steps, dtype = _settings(
+        n_features, n_test, tol, max_steps, mixture=(mixture, Mixture), teacher=(teacher, Teacher),
+        **{f"generation {k}": (s, Student) for k, s in enumerate(students, start=1)},
+    )
+    for k in range(2, len(students) + 1):
+        g_prev, g_k = float(students[k - 2].gamma), float(students[k - 1].gamma)
+        if g_k > g_prev:
+            raise ValueError(f"gamma of generation {k} ({g_k:g}) must not exceed that of "
+                             f"generation {k - 1} ({g_prev:g})")
+    n = _count("alpha", mixture.alpha, N)
+    dims = tuple(_count(f"gamma of generation {k}", s.gamma, N)
+                 for k, s in enumerate(students, start=1))
+    sizes = tuple(_count(f"alpha of generation {k}", s.alpha, N) if s.data == "fresh" else n
+                  for k, s in enumerate(students, start=1))
+    with _single_threaded_blas():
+        return jax.block_until_ready(_chain_batch(
+            _seed_keys(seeds), mixture, teacher, students, N=N, n=n, dims=dims, sizes=sizes,
+            n_test=n_test, tol=tol, max_steps=max_steps, dtype=dtype,
+        ))
+
+
+__all__ = [
+    "simulate_teacher", "simulate_student", "simulate_chain",
+    "TeacherSimulation", "StudentSimulation", "ChainSimulation", "GenerationSimulation",
+]
