@@ -16,7 +16,7 @@ from ._simulate import StudentSimulation, TeacherSimulation, simulate_student, s
 from ._simulate import ChainSimulation, GenerationSimulation, simulate_chain
 from ._solve import RESULTS, SolveError
 from ._generations import FreshInputs, GenerationResult, SameInputs, StudentState, TeacherState
-from ._generations import solve_student, solve_teacher
+from ._generations import ChainResult, solve_chain, solve_student, solve_teacher
 from ._sweep import sweep
 
 TeacherResult = StudentResult = GenerationResult  # one result type for every generation
@@ -24,7 +24,7 @@ TeacherResult = StudentResult = GenerationResult  # one result type for every ge
 __all__ = [
     "Mixture", "Teacher", "Student", "SolverConfig",
     "Loss", "Logistic", "Square", "Hinge", "KDLoss", "KD", "Moments",
-    "solve_teacher", "solve_student", "GenerationResult", "TeacherResult", "StudentResult", "TeacherState",
+    "solve_teacher", "solve_student", "solve_chain", "ChainResult", "GenerationResult", "TeacherResult", "StudentResult", "TeacherState",
     "StudentState", "SameInputs", "FreshInputs",
     "RESULTS", "SolveError", "has_finite_minimiser", "separability_threshold",
     "sweep", "optimize_kd", "best_teacher", "KDOptimum", "BestTeacher",

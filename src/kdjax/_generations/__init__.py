@@ -5,7 +5,7 @@ from .base import Generation, Solved, Summary
 from .erm import ERM, TeacherState
 from .inputs import FreshInputs, Inputs, SameInputs
 from .kd import KD, StudentState
-from .solve import GenerationResult, fold, solve_generation, solve_student, solve_teacher
+from .solve import ChainResult, GenerationResult, fold, solve_chain, solve_generation, solve_student, solve_teacher
 
 __all__ = ["Generation", "Solved", "Summary", "ERM", "KD", "TeacherState", "StudentState", "Inputs", "SameInputs",
-           "FreshInputs", "GenerationResult", "fold", "solve_generation", "solve_student", "solve_teacher"]
+           "FreshInputs", "GenerationResult", "ChainResult", "solve_chain", "fold", "solve_generation", "solve_student", "solve_teacher"]

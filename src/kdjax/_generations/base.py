@@ -24,13 +24,17 @@ import jax
 
 class Summary(eqx.Module):
     """A solved generation as its successors see it: ``m = w . v / N``, ``q = |w|^2 / N``, the
-    bias ``b``, the response ``V`` and the fraction ``gamma`` of the coordinates it sees."""
+    bias ``b``, the response ``V``, the fraction ``gamma`` of the coordinates it sees and its
+    overlap ``r_teacher = w_0,S . w / N`` with the teacher (``q`` for the teacher itself), and the
+    teacher's ``m_teacher``."""
 
     m: jax.Array
     q: jax.Array
     b: jax.Array
     V: jax.Array
     gamma: jax.Array
+    r_teacher: jax.Array
+    m_teacher: jax.Array
 
 
 class Solved(eqx.Module):

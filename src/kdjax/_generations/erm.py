@@ -77,7 +77,7 @@ class ERM(Generation):
         return TeacherState(m=m_hat / k, q=(m_hat**2 + q_hat) / k**2, V=mixture.delta / k, b=x.b + step)
 
     def summary(self, x: TeacherState, history=()) -> Summary:
-        return Summary(m=x.m, q=x.q, b=x.b, V=x.V, gamma=jnp.ones_like(x.q))
+        return Summary(m=x.m, q=x.q, b=x.b, V=x.V, gamma=jnp.ones_like(x.q), r_teacher=x.q, m_teacher=x.m)
 
     def observables(self, x: TeacherState, mixture, history=()) -> dict:
         return dict(gen_error=gen_error_unchecked(x.m, x.q, x.b, mixture.delta, mixture.rho),

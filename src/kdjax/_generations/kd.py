@@ -38,6 +38,7 @@ from .._quadrature import (bisect_root, gauss_hermite, gauss_legendre, label_row
                            row_average, safe_sqrt)
 from .._regimes import check_student, has_finite_minimiser
 from .base import Generation, Summary
+from .erm import ERM
 
 
 class StudentState(eqx.Module):
@@ -164,7 +165,26 @@ class KD(Generation):
 
     def summary(self, x: StudentState, history) -> Summary:
         return Summary(m=x.m, q=x.q(history[-1].summary), b=x.b, V=x.V,
-                       gamma=jnp.asarray(self.params.gamma, x.m.dtype))
+                       gamma=jnp.asarray(self.params.gamma, x.m.dtype), r_teacher=self.r_teacher(x, history),
+                       m_teacher=history[-1].summary.m_teacher)
+
+    def r_teacher(self, x: StudentState, history):
+        """The overlap with the teacher, ``w_0,S . w / N`` (3.8).
+
+        After the teacher it is ``r``.  On fresh inputs ``w = c (m_hat v + xi - V_hat_st w_p)``
+        per coordinate, with ``xi`` independent of every earlier generation, so ``X = gamma c m_hat``
+        and ``Y = gamma c V_hat_st`` follow from ``m = X - Y m_p'`` and ``r = X m_p' - Y q_p'`` (the
+        predecessor's per-coordinate moments ``m_p' = m_p / gamma_p``, ``q_p' = q_p / gamma_p``), and
+        ``r_teacher = X m_0 - Y r_p,0 / gamma_p``.
+        """
+        s = history[-1].summary
+        if isinstance(history[-1].generation, ERM):
+            return x.r
+        m_p, q_p = s.m / s.gamma, s.q / s.gamma
+        det = q_p - m_p**2  # > 0: the predecessor's weights carry noise besides v
+        X = (x.m * q_p - x.r * m_p) / det
+        Y = (x.m * m_p - x.r) / det
+        return X * s.m_teacher - Y * s.r_teacher / s.gamma
 
     def observables(self, x: StudentState, mixture, history) -> dict:
         s = history[-1].summary

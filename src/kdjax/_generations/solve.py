@@ -58,6 +58,11 @@ class GenerationResult(eqx.Module):
         return self.result == RESULTS.successful
 
     @property
+    def r_teacher(self):
+        """The overlap ``w_0,S . w / N`` with the teacher (``q`` for the teacher itself)."""
+        return self.solved.summary.r_teacher
+
+    @property
     def V_st(self):
         """The cross response of a student on its predecessor's inputs (0 on fresh inputs)."""
         return getattr(self.state, "V_st", None)
@@ -151,8 +156,9 @@ def fold(mixture, generations, config: SolverConfig, x0s=None, regimes=None):
     return results
 
 
-def check_chain(mixture, generations) -> None:
-    """Eager checks of a chain's structure and regimes, naming the generation (``ValueError``)."""
+def check_chain(mixture, generations, eager_regimes: bool = True) -> None:
+    """Eager checks of a chain's structure and (``eager_regimes``) regimes, naming the generation
+    (``ValueError``)."""
     previous = None
     for k, generation in enumerate(generations):
         where = "teacher" if k == 0 else f"generation {k}"
@@ -165,7 +171,7 @@ def check_chain(mixture, generations) -> None:
                 raise NotImplementedError(
                     f"{where} trains on the teacher's inputs after another student: same-input chains deeper than "
                     f"one generation are not solved yet (use data='fresh')")
-        if is_concrete(generation, mixture):
+        if eager_regimes and is_concrete(generation, mixture):
             generation.check(mixture, where if k else "")
         previous = generation
 
@@ -224,3 +230,68 @@ def solve_student(mixture: Mixture, teacher: Teacher, student: Student, config: 
     if throw:
         _raise_if_any_failed((t, s), ("teacher", "student"))
     return eqx.tree_at(lambda r: r.teacher, s, t, is_leaf=lambda x: x is None)
+
+
+class ChainResult(eqx.Module):
+    """A solved distillation chain: the ``teacher`` and one ``GenerationResult`` per student
+    (``generations``, in order; ``r`` and ``agreement`` against the previous generation,
+    ``r_teacher`` against the teacher).  ``result`` is the code of the first generation that
+    failed (``successful`` if none) and ``failed`` its index (0 the teacher, ``k`` generation
+    ``k``; -1 if none)."""
+
+    teacher: GenerationResult
+    generations: tuple
+    result: RESULTS
+    failed: jax.Array
+
+    @property
+    def converged(self):
+        return self.result == RESULTS.successful
+
+    @property
+    def r_teacher(self):
+        """Each generation's overlap with the teacher, as a tuple."""
+        return tuple(g.r_teacher for g in self.generations)
+
+
+def _chain_result(results) -> ChainResult:
+    codes = [r.result for r in results]
+    result, failed = RESULTS.successful, jnp.asarray(-1)
+    for k in range(len(results) - 1, -1, -1):  # the first failure wins
+        bad = codes[k] != RESULTS.successful
+        result = RESULTS.where(bad, codes[k], result)
+        failed = jnp.where(bad, k, failed)
+    return ChainResult(teacher=results[0], generations=tuple(results[1:]), result=result, failed=failed)
+
+
+def solve_chain(mixture: Mixture, teacher: Teacher, students, config: SolverConfig = SolverConfig(), *,
+                throw: bool = True, x0=None) -> ChainResult:
+    """Exact asymptotic distillation chain (MODEL.md, "Distillation chains"): the teacher, then each
+    ``kdjax.Student`` of ``students`` distilled from the one before (its own ``gamma``, no larger
+    than its predecessor's, temperature, hard weight, ridge and inputs).
+
+    A fold over generations: each generation's program is compiled once per structure (a chain of
+    fresh-input generations compiles each kind once, whatever its depth) and gradients flow
+    through every fixed point.  ``throw`` as in ``solve_teacher``; a failure names the first
+    generation that failed.  ``x0``: a previous ``ChainResult`` of the same structure (or of a
+    prefix of it) to start from.
+    """
+    check_instance("config", config, SolverConfig)
+    students = tuple(students) if not isinstance(students, Student) else (students,)
+    if not students:
+        raise ValueError("students must name at least one kdjax.Student (a chain of depth >= 1)")
+    for k, s in enumerate(students, start=1):
+        check_instance(f"generation {k}", s, Student)
+    if is_concrete(mixture, teacher, students):
+        check_arguments(mixture=(mixture, Mixture), teacher=(teacher, Teacher),
+                        **{f"generation {k}": (s, Student) for k, s in enumerate(students, start=1)})
+    generations = generations_of(teacher, students)
+    check_chain(mixture, generations, eager_regimes=throw)
+    x0s = None
+    if x0 is not None:
+        known = (x0.teacher,) + tuple(x0.generations)
+        x0s = known[:len(generations)] + (None,) * max(0, len(generations) - len(known))
+    results = fold(mixture, generations, config, x0s)
+    if throw:
+        _raise_if_any_failed(results, ["teacher"] + [f"generation {k}" for k in range(1, len(results))])
+    return _chain_result(results)
