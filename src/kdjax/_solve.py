@@ -83,6 +83,7 @@ class _Loop(eqx.Module):
     last_step: jax.Array
     wait: jax.Array
     backoff: jax.Array
+    tau: jax.Array
     done: jax.Array
     x_out: jax.Array
     J_out: jax.Array
@@ -115,7 +116,13 @@ def _iterate(fn, ok, x0, args, config: SolverConfig):
         F_base = jnp.where(accept, Fx, c.F_base)
         J_base = jnp.where(accept, J, c.J_base)
         res_base = jnp.where(accept, res, c.res_base)
-        newton_failed = ~accept & (c.kind == _NEWTON)
+        # A rejected Newton step is retried at half its length (a solution on the edge of the
+        # admissible states, e.g. a response V -> 0, is approached by halving the distance), down
+        # to 1/64 of it; then damped steps, and Newton again after a back-off.
+        newton_rejected = ~accept & (c.kind == _NEWTON)
+        tau = jnp.where(newton_rejected, 0.5 * c.tau, jnp.where(c.kind == _NEWTON, c.tau, 1.0))
+        newton_failed = newton_rejected & (tau < 1.0 / 64)
+        tau = jnp.where(newton_failed, 1.0, tau)
         damped_failed = ~accept & (c.kind == _DAMPED)
         backoff = jnp.where(newton_failed, jnp.minimum(2 * c.backoff, _MAX_BACKOFF),
                             jnp.where(accept & (c.kind == _NEWTON), 1, c.backoff))
@@ -126,7 +133,7 @@ def _iterate(fn, ok, x0, args, config: SolverConfig):
         reverses = jnp.sum(delta / scale * c.last_step / scale) < 0
         shrink = reverses | damped_failed
         eta = jnp.clip(jnp.where(shrink, 0.5, jnp.where(accept, 1.2, 1.0)) * c.eta, 1e-3 * damping, damping)
-        newton = base + jnp.linalg.solve(eye - J_base, delta)
+        newton = base + tau * jnp.linalg.solve(eye - J_base, delta)
         use_newton = (wait == 0) & jnp.all(jnp.isfinite(newton))
         x_next = jnp.where(use_newton, newton, base + eta * delta)
         last_step = jnp.where(accept & (c.kind == _DAMPED), c.x - c.base, c.last_step)
@@ -134,7 +141,7 @@ def _iterate(fn, ok, x0, args, config: SolverConfig):
         return _Loop(
             k=c.k + 1, x=x_next, kind=jnp.where(use_newton, _NEWTON, _DAMPED), base=base, F_base=F_base,
             J_base=J_base, res_base=res_base, eta=eta, last_step=jnp.where(accept, last_step, c.last_step),
-            wait=wait, backoff=backoff, done=done,
+            wait=wait, backoff=backoff, tau=tau, done=done,
             x_out=jnp.where(done | better, c.x, c.x_out), J_out=jnp.where(done | better, J, c.J_out),
             res_out=jnp.where(done | better, res, c.res_out),
             gap_out=jnp.where(done | better, jnp.max(jnp.abs(Fx - c.x)), c.gap_out),
@@ -145,6 +152,7 @@ def _iterate(fn, ok, x0, args, config: SolverConfig):
     init = _Loop(
         k=jnp.asarray(0), x=x0, kind=jnp.asarray(_DAMPED), base=x0, F_base=x0, J_base=eye, res_base=inf,
         eta=jnp.asarray(damping, dtype), last_step=zeros, wait=jnp.asarray(0), backoff=jnp.asarray(1),
+        tau=jnp.asarray(1.0, dtype),
         done=jnp.asarray(False), x_out=x0, J_out=eye, res_out=inf, gap_out=inf,
     )
     out = jax.lax.while_loop(lambda c: ~c.done & (c.k < config.max_steps), step, init)

@@ -99,6 +99,9 @@ class ERM(Generation):
     def output_channel(self, x: TeacherState, y_obs, mean, sd, n: int, config):
         return self.loss.channel(y_obs, mean, sd, x.V, n, config.newton_steps)
 
+    def valid(self, x: TeacherState):
+        return (x.V > 0) & (x.q >= 0)
+
     def finite(self, mixture):
         return has_finite_minimiser(mixture, self.params)
 
