@@ -191,7 +191,8 @@ def solve_fixed_point(
         (start, a), (_, da) = primals, tangents
         out = root(start, a)
         x, J = out[0], out[1]
-        _, dF = jax.jvp(lambda b: fn(x, b), (a,), (da,))
+        # the map's linearisation in args is recomputed in a reverse pass rather than stored
+        _, dF = jax.jvp(jax.checkpoint(lambda b: fn(x, b)), (a,), (da,))
         dx = jnp.linalg.solve(jnp.eye(x.shape[0], dtype=x.dtype) - J, dF)
         zeros = [jnp.zeros_like(v) for v in out[1:4]]
         return out, (dx, *zeros, np.zeros(out[4].shape, jax.dtypes.float0))

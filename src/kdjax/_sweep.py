@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+import re
 import sys
 from functools import lru_cache, partial
 from collections.abc import Callable, Mapping
@@ -27,11 +28,12 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import equinox as eqx
 
-from ._generations.solve import fold, generations_of
+from ._generations.solve import ChainResult, _chain_result, fold, generations_of
 from ._params import Mixture, SolverConfig, Student, Teacher, check_instance, check_integer, real_value
 from ._solve import RESULTS
 
-#: flat name -> (which object, which field)
+#: flat name -> (which object, which field); a student's names also come as ``genK.name``
+#: (generation ``K`` of a chain, 1-based); a plain student name sets every generation.
 PARAMETERS = {
     "alpha": ("mixture", "alpha"),
     "delta": ("mixture", "delta"),
@@ -44,31 +46,64 @@ PARAMETERS = {
     "lam_s": ("student", "lam"),
     "alpha_s": ("student", "alpha"),
 }
+_GENERATION = re.compile(r"gen([1-9][0-9]*)\.(\w+)")
 
 
-def with_values(mixture: Mixture, teacher: Teacher, student: Student | None, values: Mapping):
-    """Copies of the three parameter objects with the named fields replaced (traced or not).
+def parameter(name: str):
+    """``(which, generation, field)`` of a flat parameter name (``generation``: ``None`` for every
+    generation, else 1-based); ``ValueError`` naming the known names otherwise."""
+    match = _GENERATION.fullmatch(name) if isinstance(name, str) else None
+    base, k = (match.group(2), int(match.group(1))) if match else (name, None)
+    if base not in PARAMETERS or (match and PARAMETERS[base][0] != "student"):
+        students = [n for n, (w, _) in PARAMETERS.items() if w == "student"]
+        raise ValueError(f"unknown parameter {name!r}; known: {', '.join(PARAMETERS)}, and genK.NAME for "
+                         f"generation K of a chain with NAME one of {', '.join(students)}")
+    which, field = PARAMETERS[base]
+    return which, k, field
+
+
+def students_of(student) -> tuple:
+    """A chain's students as a tuple (``None``: none; one ``Student``: one)."""
+    if student is None:
+        return ()
+    return (student,) if isinstance(student, Student) else tuple(student)
+
+
+def with_values(mixture: Mixture, teacher: Teacher, student, values: Mapping):
+    """Copies of the parameter objects with the named fields replaced (traced or not); ``student``
+    is ``None``, a ``Student`` or a sequence of them (a chain), and comes back in the same form.
 
     Concrete values are validated by the constructors, arrays element by element.
     """
-    objs = {"mixture": mixture, "teacher": teacher, "student": student}
+    students = list(students_of(student))
     for name, value in values.items():
-        if name not in PARAMETERS:
-            raise ValueError(f"unknown parameter {name!r}; known: {', '.join(PARAMETERS)}")
-        which, field = PARAMETERS[name]
-        if objs[which] is None:
+        which, k, field = parameter(name)
+        if which == "mixture":
+            mixture = mixture.replace(**{field: value})
+        elif which == "teacher":
+            teacher = teacher.replace(**{field: value})
+        elif not students:
             raise ValueError(f"parameter {name!r} needs a student")
-        objs[which] = objs[which].replace(**{field: value})
-    return objs["mixture"], objs["teacher"], objs["student"]
+        elif k is not None and k > len(students):
+            raise ValueError(f"parameter {name!r} names generation {k} of a chain of {len(students)}")
+        else:
+            for i in range(len(students)) if k is None else (k - 1,):
+                students[i] = students[i].replace(**{field: value})
+    if student is None or isinstance(student, Student):
+        return mixture, teacher, (students[0] if students else None)
+    return mixture, teacher, tuple(students)
 
 
 def solve(mixture, teacher, student=None, config: SolverConfig = SolverConfig(), x0s=None, regimes=None):
-    """The generations at one setting (traceable, never raises): the teacher's result, or the
-    student's with its teacher in ``.teacher``.  ``x0s``/``regimes`` as in ``fold``."""
-    results = fold(mixture, generations_of(teacher, () if student is None else (student,)), config, x0s, regimes)
+    """The generations at one setting (traceable, never raises): the teacher's result; the
+    student's with its teacher in ``.teacher``; or, for a sequence of students, the ``ChainResult``.
+    ``x0s``/``regimes`` as in ``fold``."""
+    results = fold(mixture, generations_of(teacher, students_of(student)), config, x0s, regimes)
     if student is None:
         return results[0]
-    return eqx.tree_at(lambda r: r.teacher, results[1], results[0], is_leaf=lambda x: x is None)
+    if isinstance(student, Student):
+        return eqx.tree_at(lambda r: r.teacher, results[1], results[0], is_leaf=lambda x: x is None)
+    return _chain_result(results)
 
 
 class Point(eqx.Module):
@@ -95,17 +130,37 @@ class Point(eqx.Module):
         return self.result == RESULTS.successful
 
 
-def point_of(res) -> Point:
-    """The ``Point`` of a solved generation (training observables included)."""
+class ChainPoint(eqx.Module):
+    """A chain at one point of a sweep: the teacher's ``Point`` and one per generation."""
+
+    teacher: Point
+    generations: tuple
+
+    @property
+    def converged(self):
+        return self.generations[-1].converged
+
+    @property
+    def result(self):
+        return self.generations[-1].result
+
+
+def point_of(res):
+    """The ``Point`` (``ChainPoint`` for a chain) of a solve (training observables included)."""
+    if isinstance(res, ChainResult):
+        return ChainPoint(teacher=point_of(res.teacher), generations=tuple(point_of(g) for g in res.generations))
     fields = {name: getattr(res, name) for name in Point.__dataclass_fields__ if name != "teacher"}
     return Point(**fields, teacher=None if res.teacher is None else point_of(res.teacher))
 
 
 def regimes_needed(mixture, teacher, student, flat) -> tuple[bool, ...]:
     """Per generation, whether some point of the grid may have a zero ridge (a concrete check)."""
-    lams = [("lam_t", teacher.lam)] + ([] if student is None else [("lam_s", student.lam)])
-    return tuple(bool(np.any(np.asarray(flat[name]) <= 0)) if name in flat else not bool(np.all(np.asarray(lam) > 0))
-                 for name, lam in lams)
+    def zero(names, lam):
+        given = [np.asarray(flat[n]) for n in names if n in flat]
+        return bool(np.any(given[-1] <= 0)) if given else not bool(np.all(np.asarray(lam) > 0))
+
+    return (zero(["lam_t"], teacher.lam),) + tuple(
+        zero(["lam_s", f"gen{k}.lam_s"], s.lam) for k, s in enumerate(students_of(student), start=1))
 
 
 def grid_points(grid: Mapping[str, object]) -> tuple[dict[str, np.ndarray], tuple[int, ...]]:
@@ -149,7 +204,10 @@ def _solve_points(base, values, *, config, batch_size, regimes):
 
         def step(x0s, v):
             pt, res = solve_at(v, x0s)
-            chain = [res.teacher, res] if res.teacher is not None else [res]
+            if isinstance(res, ChainResult):
+                chain = [res.teacher, *res.generations]
+            else:
+                chain = [res.teacher, res] if res.teacher is not None else [res]
             keep = tuple(jax.tree.map(lambda new, old: jnp.where(r.converged, new, old), r.state, x0)
                          for r, x0 in zip(chain, x0s))
             return keep, pt
@@ -160,15 +218,16 @@ def _solve_points(base, values, *, config, batch_size, regimes):
 
 
 def _starts(mixture, teacher, student):
-    """Default starts of the generations (the first point of a continuation)."""
-    from ._generations.solve import Solved
+    """Default starts of the generations (the first point of a continuation), as a fold."""
+    from ._generations.base import Solved
 
-    gens = generations_of(teacher, () if student is None else (student,))
-    t0 = gens[0].start(mixture, ())
-    if student is None:
-        return (t0,)
-    summary = gens[0].summary(t0, ())
-    return (t0, gens[1].start(mixture, (Solved(gens[0], t0, summary),)))
+    solved, starts = (), []
+    for generation in generations_of(teacher, students_of(student)):
+        history = generation.needs(solved)
+        x0 = generation.start(mixture, history)
+        starts.append(x0)
+        solved = solved + (Solved(generation, x0, generation.summary(x0, history)),)
+    return tuple(starts)
 
 
 def default_batch_size(devices) -> int:
@@ -327,8 +386,7 @@ def _layout_of(treedef, n_leaves, names, config, dtype, with_student) -> _Layout
     scalar = jax.ShapeDtypeStruct((), dtype)
     point = {name: scalar for name in names}
     base = jax.tree_util.tree_unflatten(treedef, [scalar] * n_leaves)
-    struct = jax.eval_shape(lambda b, v: point_of(solve(*with_values(*b, v), config, None, (False, False))),
-                            base, point)
+    struct = jax.eval_shape(lambda b, v: point_of(solve(*with_values(*b, v), config)), base, point)
     if any(leaf.shape != () for leaf in jax.tree_util.tree_leaves(struct)):
         raise NotImplementedError("sweep tables hold one number per result field and point")
     return _Layout(jax.tree_util.tree_structure(struct), jax.tree_util.tree_leaves(struct),
@@ -337,12 +395,15 @@ def _layout_of(treedef, n_leaves, names, config, dtype, with_student) -> _Layout
 
 def result_column_names(result, with_student: bool) -> list[str]:
     """Column names of the leaves of a result: ``teacher_<field>`` (the teacher's, also inside a
-    student result) and ``student_<field>``, in the pytree's leaf order."""
+    student result), ``student_<field>`` and, for a chain, ``genK_<field>``, in the pytree's leaf
+    order."""
     names = []
     for path, leaf in jax.tree_util.tree_flatten_with_path(result)[0]:
-        parts = [str(getattr(key, "name", getattr(key, "key", key))) for key in path]
+        parts = [str(getattr(key, "name", getattr(key, "key", getattr(key, "idx", key)))) for key in path]
         parts = [part for part in parts if not part.startswith("_")]  # a RESULTS code's value
-        if not with_student:
+        if parts[0] == "generations":
+            parts = [f"gen{int(parts[1]) + 1}"] + parts[2:]
+        elif not with_student:
             parts = ["teacher"] + parts
         elif parts[0] != "teacher":
             parts = ["student"] + parts

@@ -95,6 +95,42 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lam-s", type=_number, help="student ridge (>= 0)")
     g.add_argument("--student-data", help="same | fresh")
     g.add_argument("--alpha-s", type=_number, help="alpha_s of the fresh student set (> 0)")
+    p.add_argument("--generation", action="append", type=_generation, metavar="KEY=VALUE,...",
+                   help="one generation of a distillation chain, in order (repeatable): keys " + ", ".join(GENERATION_KEYS)
+                        + "; data=fresh needs alpha_s (instead of the student flags)")
+
+
+GENERATION_KEYS = ("gamma", "temperature", "hard_weight", "lam_s", "data", "alpha_s")
+
+
+def _generation(text: str) -> dict:
+    """``gamma=G,temperature=T,...`` as a dict (keys checked; values read when the chain is built)."""
+    out = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in GENERATION_KEYS:
+            raise argparse.ArgumentTypeError(f"must be KEY=VALUE pairs with KEY one of {', '.join(GENERATION_KEYS)}; "
+                                             f"got {item!r}")
+        if key in out:
+            raise argparse.ArgumentTypeError(f"names {key} twice")
+        out[key] = value.strip() if key == "data" else _number(value)
+    return out
+
+
+def _chain(specs) -> tuple:
+    """The students of ``--generation`` flags, in order; errors name the generation."""
+    from ._params import Student
+
+    students = []
+    for k, spec in enumerate(specs, start=1):
+        try:
+            students.append(Student(gamma=spec.get("gamma", 1.0), temperature=spec.get("temperature", 1.0),
+                                    hard_weight=spec.get("hard_weight", 0.0), lam=spec.get("lam_s", 0.0),
+                                    data=spec.get("data", "same"), alpha=spec.get("alpha_s")))
+        except ValueError as err:
+            raise UsageError(f"--generation {k}: {err}") from None
+    return tuple(students)
 
 
 def _model(args):
@@ -102,6 +138,10 @@ def _model(args):
 
     mixture = Mixture(args.alpha, args.delta, args.rho, args.label_noise)
     teacher = Teacher(args.teacher_loss, args.lam_t)
+    if args.generation:
+        if any(getattr(args, f) is not None for f in STUDENT_FLAGS):
+            raise UsageError("give a chain either by --generation flags or by the single-student flags, not both")
+        return mixture, teacher, _chain(args.generation)
     if all(getattr(args, f) is None for f in STUDENT_FLAGS):
         return mixture, teacher, None
     student = Student(
@@ -124,30 +164,35 @@ def _as_dict(result, fields):
 
 
 def cmd_solve(args) -> int:
-    from ._regimes import check_student, check_teacher
+    from ._generations import solve_chain, solve_teacher
+    from ._generations.solve import check_chain, generations_of
     from ._solve import message
-    from ._generations import solve_student
-    from ._generations import solve_teacher
 
-    mixture, teacher, student = _model(args)
-    check_teacher(mixture, teacher)  # regimes without a finite minimiser: one line, exit 2
-    if student is None:
+    mixture, teacher, students = _model(args)
+    students = (students,) if students is not None and not isinstance(students, tuple) else students
+    check_chain(mixture, generations_of(teacher, students or ()))  # no finite minimiser: one line, exit 2
+    if students is None:
         t = solve_teacher(mixture, teacher, throw=False)
-        payload, result = {"teacher": _as_dict(t, TEACHER_FIELDS)}, t.result
+        chain, payload = None, {"teacher": _as_dict(t, TEACHER_FIELDS)}
+        result = t.result
     else:
-        check_student(mixture, student)
-        s = solve_student(mixture, teacher, student, throw=False)
-        payload = {"teacher": _as_dict(s.teacher, TEACHER_FIELDS), "student": _as_dict(s, STUDENT_FIELDS)}
-        result = s.teacher.result if not bool(s.teacher.converged) else s.result
+        chain = solve_chain(mixture, teacher, students, throw=False)
+        generations = [_as_dict(g, STUDENT_FIELDS + ("r_teacher",)) for g in chain.generations]
+        payload = {"teacher": _as_dict(chain.teacher, TEACHER_FIELDS), "generations": generations,
+                   "student": generations[-1]}
+        result = chain.result
     if args.json:
         print(json.dumps(payload))
     else:
-        for who, values in payload.items():
+        rows = [("teacher", payload["teacher"])] + [(f"generation {k}", g)
+                                                   for k, g in enumerate(payload.get("generations", []), start=1)]
+        for who, values in rows:
             print(who)
             for k, v in values.items():
                 print(f"  {k:12s} {v}")
-    if not all(values["converged"] for values in payload.values()):
-        print(f"kdjax: the fixed point did not converge: {message(result)}", file=sys.stderr)
+    if int(result._value) != 0:
+        who = "teacher" if chain is None or int(chain.failed) == 0 else f"generation {int(chain.failed)}"
+        print(f"kdjax: the {who} fixed point did not converge: {message(result)}", file=sys.stderr)
         return 1
     return 0
 
@@ -230,7 +275,7 @@ def read_grid_file(filename: str) -> dict:
 
 
 def read_grid(args) -> dict:
-    from ._sweep import PARAMETERS
+    from ._sweep import PARAMETERS, parameter
 
     items = list(read_grid_file(args.grid_file).items()) if args.grid_file is not None else []
     for item in args.grid or []:
@@ -241,8 +286,11 @@ def read_grid(args) -> dict:
     grid = {}
     for name, spec in items:
         name = name.strip().replace("-", "_")
-        if name not in PARAMETERS:
-            raise UsageError(f"grid field {name!r} is not a parameter; known: {', '.join(PARAMETERS)}")
+        try:
+            parameter(name)
+        except ValueError:
+            raise UsageError(f"grid field {name!r} is not a parameter; known: {', '.join(PARAMETERS)}, "
+                             "genK.NAME for generation K of a chain") from None
         grid[name] = parse_values(name, spec)
     if not grid:
         raise UsageError("give the grid with --grid name=values or --grid-file")
@@ -456,7 +504,7 @@ def main(argv=None) -> int:
                   "running without the cache", file=sys.stderr)
     try:
         return args.func(args)
-    except (ValueError, UsageError) as err:
+    except (ValueError, NotImplementedError, UsageError) as err:
         print(f"kdjax: error: {err}", file=sys.stderr)
         return 2
 

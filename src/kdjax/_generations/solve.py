@@ -21,7 +21,7 @@ import numpy as np
 
 from .._params import Mixture, SolverConfig, Student, Teacher, check_arguments, check_instance
 from .._solve import RESULTS, is_concrete, raise_if_failed, solve_fixed_point
-from .base import Generation, Solved
+from .base import Generation, Solved, Summary
 from .erm import ERM
 from .kd import KD
 
@@ -47,6 +47,7 @@ class GenerationResult(eqx.Module):
     finite_minimiser: jax.Array
     result: RESULTS
     state: eqx.Module
+    summary: Summary
     generation: Generation
     mixture: Mixture
     history: tuple
@@ -60,7 +61,7 @@ class GenerationResult(eqx.Module):
     @property
     def r_teacher(self):
         """The overlap ``w_0,S . w / N`` with the teacher (``q`` for the teacher itself)."""
-        return self.solved.summary.r_teacher
+        return self.summary.r_teacher
 
     @property
     def V_st(self):
@@ -70,7 +71,7 @@ class GenerationResult(eqx.Module):
     @property
     def solved(self) -> Solved:
         """This generation as its successors see it."""
-        return Solved(self.generation, self.state, self.generation.summary(self.state, self.history))
+        return Solved(self.generation, self.state, self.summary)
 
     def _training(self):
         args = (self.generation, self.state, self.mixture, self.history)
@@ -108,15 +109,21 @@ def _map(x, args):
 
 
 @partial(jax.jit, static_argnames=("config",))
-def solve_generation(generation, mixture, history, x0, earlier_ok, finite, *, config) -> GenerationResult:
-    """The fixed point of ``generation`` from ``x0`` given ``history`` and its test observables;
-    pure JAX (``jit``/``vmap``/``grad``, implicit derivatives), no checks."""
+def solve_generation(generation, mixture, history, x0, previous, finite, *, config) -> GenerationResult:
+    """The fixed point of ``generation`` given ``history`` and its test observables; pure JAX
+    (``jit``/``vmap``/``grad``, implicit derivatives), no checks.
+
+    ``x0``: the start (``None``: the generation's own ``start``); ``previous``: the result code of
+    the generation before (``None`` for the teacher); ``finite``: its regime flag.
+    """
+    x0 = generation.start(mixture, history) if x0 is None else x0
     fp = solve_fixed_point(_map, x0, (generation, mixture, history, config), config, valid=generation.valid)
     obs = generation.observables(fp.x, mixture, history)
     result = RESULTS.where(finite, fp.result, RESULTS.no_finite_minimiser)
-    result = RESULTS.where(earlier_ok, result, RESULTS.teacher_failed)
+    if previous is not None:
+        result = RESULTS.where(previous == RESULTS.successful, result, RESULTS.teacher_failed)
     return GenerationResult(**obs, residual=fp.residual, iterations=fp.iterations, finite_minimiser=finite,
-                            result=result, state=fp.x, generation=generation, mixture=mixture, history=history,
+                            result=result, state=fp.x, summary=generation.summary(fp.x, history), generation=generation, mixture=mixture, history=history,
                             config=config)
 
 
@@ -125,13 +132,11 @@ def finite_flag(generation, mixture):
     is a concrete positive number; otherwise the regime test, compiled apart."""
     lam = generation.params.lam
     if is_concrete(lam) and np.all(np.asarray(lam) > 0):
-        return jnp.ones(np.shape(lam), bool)
+        return True
     return _finite(generation, mixture)
 
 
-def _start(x0, generation, mixture, history):
-    if x0 is None:
-        return generation.start(mixture, history)
+def _start(x0):
     return x0.state if isinstance(x0, GenerationResult) else x0
 
 
@@ -144,15 +149,14 @@ def fold(mixture, generations, config: SolverConfig, x0s=None, regimes=None):
     """
     x0s = x0s if x0s is not None else (None,) * len(generations)
     regimes = regimes if regimes is not None else (True,) * len(generations)
-    solved, results, ok = (), [], jnp.asarray(True)
+    solved, results, previous = (), [], None
     for generation, x0, regime in zip(generations, x0s, regimes):
         history = generation.needs(solved)
-        finite = finite_flag(generation, mixture) if regime else jnp.asarray(True)
-        res = solve_generation(generation, mixture, history, _start(x0, generation, mixture, history), ok,
-                               finite, config=config)
+        finite = finite_flag(generation, mixture) if regime else True
+        res = solve_generation(generation, mixture, history, _start(x0), previous, finite, config=config)
         results.append(res)
         solved = solved + (res.solved,)
-        ok = ok & res.converged
+        previous = res.result
     return results
 
 
