@@ -1,6 +1,6 @@
 """kdjax: the exact high-dimensional theory of knowledge distillation, in JAX.
 
-Model and conventions: MODEL.md (see docs/theory.md for the derivations).  This module is the
+Model and conventions: docs/model.md (see docs/theory.md for the derivations).  This module is the
 public face; the implementation lives in the private ``kdjax._*`` modules.
 """
 

@@ -307,7 +307,7 @@ def as_loss(loss) -> Loss:
 
 @dataclasses.dataclass(frozen=True)
 class KDLoss(Loss):
-    """The student's loss (MODEL.md): ``a log(1 + e^{-y h}) + (1 - a) T^2 CE(p, sigmoid(h / T))``.
+    """The student's loss (docs/model.md): ``a log(1 + e^{-y h}) + (1 - a) T^2 CE(p, sigmoid(h / T))``.
 
     Labels ``(y, tau, a, T)`` with the soft label ``p = sigmoid(tau)``, ``tau = h_t / T``.  The
     cross-entropy is written with ``s = sign(tau)`` and the minority probability

@@ -1,4 +1,4 @@
-"""Test-time observables of linear classifiers from their order parameters (MODEL.md).
+"""Test-time observables of linear classifiers from their order parameters (docs/model.md).
 
 Given the class ``y`` (``P(y = +1) = rho``), a classifier ``h = w . x / sqrt(N) + b`` on a fresh
 input is Gaussian, ``h | y ~ N(y m + b, delta q)``; two classifiers (teacher ``t``, student ``s``)

@@ -2,7 +2,7 @@
 
 Numbers are pytree leaves (differentiable, vmappable); the teacher's loss (a ``kdjax.Loss``
 object), the data mode and the solver settings are static fields.  Constructors validate concrete (non-traced) values eagerly and raise a
-one-line ``ValueError`` naming the parameter and its allowed range (MODEL.md conventions).
+one-line ``ValueError`` naming the parameter and its allowed range (docs/model.md conventions).
 Numbers must be real (Python ``int``/``float``, numpy or JAX scalars or arrays of integer or
 floating dtype; not ``bool``); only JAX tracers skip the checks.  The ``check_*`` helpers are
 shared with the other public entry points.
@@ -113,7 +113,7 @@ class Mixture(Params):
 
     alpha: samples per input dimension (> 0); delta: noise variance (> 0);
     rho: ``P(y = +1)`` in (0, 1); label_noise: ``eta`` in [0, 1/2), the probability that a
-    training label is flipped (MODEL.md, "Label noise"; test errors use the clean label).
+    training label is flipped (docs/model.md, "Label noise"; test errors use the clean label).
     ``noisy`` (static, derived): whether ``label_noise`` was given as anything but an exact 0;
     clean mixtures skip the flipped-label terms of every average.
     """
@@ -148,7 +148,7 @@ class Teacher(Params):
 
 
 class Student(Params):
-    """Knowledge-distilled student (MODEL.md).
+    """Knowledge-distilled student (docs/model.md).
 
     gamma: fraction of the input coordinates the student sees, in (0, 1];
     temperature: ``T > 0`` of the soft labels ``sigmoid(h_t / T)``;

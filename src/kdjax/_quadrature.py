@@ -65,7 +65,7 @@ def label_rows(mixture):
 
     Clean mixtures: ``y = y_obs = (+1, -1)`` with weights ``(rho, 1 - rho)``.  With label noise
     ``eta`` (``mixture.noisy``): the four pairs ``(+1, +1), (+1, -1), (-1, -1), (-1, +1)`` with
-    weights ``rho (1 - eta), rho eta, (1 - rho)(1 - eta), (1 - rho) eta`` (MODEL.md).
+    weights ``rho (1 - eta), rho eta, (1 - rho)(1 - eta), (1 - rho) eta`` (docs/model.md).
     """
     rho = mixture.rho
     dtype = jnp.result_type(rho, mixture.delta, float)

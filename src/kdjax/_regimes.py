@@ -1,4 +1,4 @@
-"""Regimes with no finite minimiser (MODEL.md, last section), once: the separability threshold,
+"""Regimes with no finite minimiser (docs/model.md, last section), once: the separability threshold,
 the finite-minimiser tests of the teacher and the student, and their messages.
 
 A ridge ``lam > 0`` always gives a unique finite minimiser.  Without one:

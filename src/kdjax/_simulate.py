@@ -1,4 +1,4 @@
-"""Finite-N experiments of exactly the MODEL.md objectives: the ground truth of the theory.
+"""Finite-N experiments of exactly the docs/model.md objectives: the ground truth of the theory.
 
 Per seed, all seeds in one ``jit(vmap)`` call: draw the cluster direction ``v`` and the training
 set, train the teacher, build the soft labels, train the student, measure on ``n_test`` fresh
@@ -33,7 +33,7 @@ Minimisation, all from ``theta = (w, b) = 0``:
   growing with N, is set by the ill-determined multipliers of margin support vectors, not by
   ``theta``, so it is reported but not part of the convergence test.
 
-No finite minimiser (MODEL.md): with ``lam = 0`` the solve stops as soon as the iterate puts every
+No finite minimiser (docs/model.md): with ``lam = 0`` the solve stops as soon as the iterate puts every
 training sample on the side where its loss falls to its infimum along ``theta -> c theta``
 (``y h > 0`` for logistic and hinge; for the student, the zero-slope side of
 ``a softplus(-y u) + (1 - a) T^2 CE(p, sigmoid(u / T))``, which only a hard label ``a = 1`` has
@@ -127,7 +127,7 @@ def _failures(label, converged, finite, lam_name):
 class TeacherSimulation(_Aggregates):
     """Per-seed results of the teacher experiment (arrays of shape ``(n_seeds,)``).
 
-    m = w.v/N, q = |w|^2/N, b; gen_error: MODEL.md formula at (m, q, b); test_error: empirical
+    m = w.v/N, q = |w|^2/N, b; gen_error: docs/model.md formula at (m, q, b); test_error: empirical
     on ``n_test`` fresh inputs; train_error: fraction of sign mismatches on the training set;
     train_loss: per-sample loss without the penalty; grad_norm: max-abs gradient of the full
     objective at the returned point; converged; finite_minimiser; n_steps: Newton iterations.
@@ -191,7 +191,7 @@ class GenerationSimulation(_Aggregates):
 
     m = w_k.v_S/N, q = |w_k|^2/N, b; r = w_{k-1,S}.w_k/N (overlap with the previous generation,
     restricted to generation k's coordinates S), r_teacher = w_{0,S}.w_k/N (with the teacher);
-    gen_error (MODEL.md formula), test_error, train_error (against the noisy labels generation k
+    gen_error (docs/model.md formula), test_error, train_error (against the noisy labels generation k
     trained on), train_loss (its KD objective per sample, no penalty), agreement: fraction of the
     ``n_test`` fresh inputs where sign h_k = sign h_{k-1}; grad_norm, n_steps, finite_minimiser:
     of generation k's own solve; upstream_converged: the teacher and generations 1..k-1 all
@@ -232,7 +232,7 @@ class GenerationSimulation(_Aggregates):
 
 
 class ChainSimulation(_Aggregates):
-    """Per-seed results of a distillation chain (MODEL.md, "Distillation chains").
+    """Per-seed results of a distillation chain (docs/model.md, "Distillation chains").
 
     teacher: generation 0 (identical to ``simulate_teacher``'s for the same seeds);
     generations: one GenerationSimulation per student, generation k = 1..K at index k - 1.
@@ -434,7 +434,7 @@ def _hinge_ipm(A, y, lam, *, tol, max_steps):
 
 def _sample(key, v, n, rho, delta, eta):
     """n samples x = y v / sqrt(N) + sqrt(delta) z with P(y = +1) = rho, and their observed labels:
-    y flipped with probability eta (MODEL.md, "Label noise").  Returns (x, y_obs)."""
+    y flipped with probability eta (docs/model.md, "Label noise").  Returns (x, y_obs)."""
     k_y, k_z = jax.random.split(key)
     N, dtype = v.shape[0], v.dtype
     y = jnp.where(jax.random.uniform(k_y, (n,), dtype) < rho, 1.0, -1.0).astype(dtype)
@@ -735,7 +735,7 @@ def simulate_teacher(
     tol: float | None = None,
     max_steps: int = 200,
 ) -> TeacherSimulation:
-    """Train the MODEL.md teacher at dimension ``N = n_features`` for each seed.
+    """Train the docs/model.md teacher at dimension ``N = n_features`` for each seed.
 
     seeds: a count (seeds 0..count-1) or a sequence of ints in [0, 2**32); n = round(alpha N)
     training samples; n_test: fresh test inputs per seed; tol: relative tolerance (max-abs
@@ -765,7 +765,7 @@ def simulate_student(
     tol: float | None = None,
     max_steps: int = 200,
 ) -> StudentSimulation:
-    """Train teacher then KD student (MODEL.md) at dimension ``N = n_features`` for each seed.
+    """Train teacher then KD student (docs/model.md) at dimension ``N = n_features`` for each seed.
 
     The student sees the first N_s = round(gamma N) coordinates; data "same" reuses the teacher's
     n training inputs, "fresh" draws n_s = round(alpha_s N) new ones (same v).  Teacher, student
@@ -797,7 +797,7 @@ def simulate_chain(
     tol: float | None = None,
     max_steps: int = 200,
 ) -> ChainSimulation:
-    """Train a distillation chain (MODEL.md) at dimension ``N = n_features`` for each seed.
+    """Train a distillation chain (docs/model.md) at dimension ``N = n_features`` for each seed.
 
     Generation 0 is the teacher; ``students`` (a non-empty sequence of ``Student``) are
     generations 1..K, generation k distilled from generation k-1 (soft labels

@@ -6,7 +6,7 @@ of a finite-``N`` experiment.  A row passes when
     |theory - mean| <= Z_MAX * sem + FINITE_SIZE * (|theory| + 1) * 1000 / N,
 
 i.e. within ``Z_MAX`` standard errors plus a finite-size allowance that shrinks as ``1/N``.
-The error rows compare the theory's ``gen_error`` with the MODEL.md formula evaluated at the
+The error rows compare the theory's ``gen_error`` with the docs/model.md formula evaluated at the
 mean simulated overlaps (per-seed errors carry an extra bias from bias fluctuations).
 """
 

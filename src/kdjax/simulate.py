@@ -1,4 +1,4 @@
-"""Finite-N experiments of exactly the MODEL.md objectives (the ground truth of the theory)."""
+"""Finite-N experiments of exactly the docs/model.md objectives (the ground truth of the theory)."""
 
 from ._simulate import (
     ChainSimulation,

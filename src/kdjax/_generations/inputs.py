@@ -1,4 +1,4 @@
-"""Which inputs a distilled generation trains on (MODEL.md, "Which inputs the student trains on").
+"""Which inputs a distilled generation trains on (docs/model.md, "Which inputs the student trains on").
 
 An input mode is an object, not a string: it says how many samples the generation sees and what
 its predecessor's output on such a sample is.

@@ -27,7 +27,7 @@ from .kd import KD
 
 
 class GenerationResult(eqx.Module):
-    """A solved generation: MODEL.md observables, the solver's diagnostics and the solved ``state``.
+    """A solved generation: docs/model.md observables, the solver's diagnostics and the solved ``state``.
 
     ``r`` and ``agreement`` are taken against the previous generation (``None`` for the teacher).
     ``result`` is a ``kdjax.RESULTS`` code; ``converged`` is ``result == successful`` (which needs
@@ -270,7 +270,7 @@ def _chain_result(results) -> ChainResult:
 
 def solve_chain(mixture: Mixture, teacher: Teacher, students, config: SolverConfig = SolverConfig(), *,
                 throw: bool = True, x0=None) -> ChainResult:
-    """Exact asymptotic distillation chain (MODEL.md, "Distillation chains"): the teacher, then each
+    """Exact asymptotic distillation chain (docs/model.md, "Distillation chains"): the teacher, then each
     ``kdjax.Student`` of ``students`` distilled from the one before (its own ``gamma``, no larger
     than its predecessor's, temperature, hard weight, ridge and inputs).
 

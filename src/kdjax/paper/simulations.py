@@ -82,7 +82,7 @@ def compute(p: Plan, solves: Solves, progress: Progress | None = None) -> Simula
     Figure 1 points: ``lam_t`` in ``p.sim_lam_t`` at ``T = p.sim_temperature`` (``a = 0``,
     ``lam_s = 0``).  Figure 3 points: ``p.sim_dd_points`` (same inputs, the figure's teacher).
     Point ``k`` uses seeds ``k S .. (k + 1) S - 1`` (``S = p.sim_seeds``), so the points are
-    statistically independent.  The error is the MODEL.md formula at each seed's overlaps,
+    statistically independent.  The error is the docs/model.md formula at each seed's overlaps,
     averaged over the converged seeds (``seeds`` counts them).
     """
     points = [(FIGURE_1, p.alpha, lt, p.sim_temperature, 0.0, 0.0) for lt in p.sim_lam_t]
