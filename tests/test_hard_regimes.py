@@ -52,7 +52,7 @@ def loud_or_clean(result, messages, fields):
     if bool(result.converged):
         assert not messages, messages
         assert all(math.isfinite(v) for v in values.values()), values
-        state = [abs(float(getattr(result, k))) for k in ("m", "q", "r", "b", "V", "V_st") if hasattr(result, k)]
+        state = [abs(float(getattr(result, k))) for k in ("m", "q", "r", "b", "V", "V_st") if getattr(result, k, None) is not None]
         assert float(result.residual) <= TOL * (1.0 + max(state)), float(result.residual)
         assert 0.0 <= values["gen_error"] <= 1.0 and values["m"] ** 2 <= values["q"] * (1 + 1e-9), values
         return True

@@ -136,7 +136,8 @@ class Loss:
     explicit), which follows a smooth loss on its own scale whatever ``V``; ``"field"`` places
     them in ``omega`` (for piecewise-linear proximal maps);
     zero_ridge: ``"non_separable"`` or ``"overdetermined"`` (module docstring);
-    minimiser: the simulator's algorithm, ``"newton"`` (needs ``hess``) or ``"interior_point"``.
+    minimiser: the simulator's algorithm, ``"newton"`` (needs ``hess``) or ``"interior_point"``;
+    piecewise_linear: ``l'' = 0`` on whole intervals (the bias equation's slope can vanish).
     """
 
     name: ClassVar[str] = "loss"
@@ -145,6 +146,7 @@ class Loss:
     nodes: ClassVar[str] = "output"
     zero_ridge: ClassVar[str] = "non_separable"
     minimiser: ClassVar[str] = "newton"
+    piecewise_linear: ClassVar[bool] = False
 
     def value(self, h, y):
         raise NotImplementedError
@@ -260,6 +262,7 @@ class Hinge(Loss):
     bound: ClassVar[float] = 1.0
     nodes: ClassVar[str] = "field"
     minimiser: ClassVar[str] = "interior_point"
+    piecewise_linear: ClassVar[bool] = True
 
     def value(self, h, y):
         return jnp.maximum(0.0, 1.0 - y * h)

@@ -78,7 +78,7 @@ class _Loop(eqx.Module):
     base: jax.Array
     F_base: jax.Array
     J_base: jax.Array
-    res_base: jax.Array
+    res_base: jax.Array  # |F(x) - x| at the accepted point
     eta: jax.Array
     last_step: jax.Array
     wait: jax.Array
@@ -110,12 +110,15 @@ def _iterate(fn, ok, x0, args, config: SolverConfig):
         finite = jnp.all(jnp.isfinite(Fx)) & jnp.all(jnp.isfinite(c.x))  # (a non-finite J only rules out Newton)
         admissible = finite & ok(c.x)
         res = jnp.where(admissible, _scaled_residual(c.x, Fx, tol), jnp.inf)
+        gap = jnp.where(admissible, jnp.sqrt(jnp.sum((Fx - c.x) ** 2)), jnp.inf)
         done = admissible & (res <= 1.0)
-        accept = admissible & ((c.kind == _DAMPED) | (res < c.res_base))
+        # A Newton candidate must lower the residual ||F(x) - x||_2 itself (the Newton direction
+        # descends it; scaling by |x| would let a step that blows a component up game it).
+        accept = admissible & ((c.kind == _DAMPED) | (gap < c.res_base))
         base = jnp.where(accept, c.x, c.base)
         F_base = jnp.where(accept, Fx, c.F_base)
         J_base = jnp.where(accept, J, c.J_base)
-        res_base = jnp.where(accept, res, c.res_base)
+        res_base = jnp.where(accept, gap, c.res_base)
         # A rejected Newton step is retried at half its length (a solution on the edge of the
         # admissible states, e.g. a response V -> 0, is approached by halving the distance), down
         # to 1/64 of it; then damped steps, and Newton again after a back-off.
@@ -133,8 +136,11 @@ def _iterate(fn, ok, x0, args, config: SolverConfig):
         reverses = jnp.sum(delta / scale * c.last_step / scale) < 0
         shrink = reverses | damped_failed
         eta = jnp.clip(jnp.where(shrink, 0.5, jnp.where(accept, 1.2, 1.0)) * c.eta, 1e-3 * damping, damping)
-        newton = base + tau * jnp.linalg.solve(eye - J_base, delta)
-        use_newton = (wait == 0) & jnp.all(jnp.isfinite(newton))
+        dx = jnp.linalg.solve(eye - J_base, delta)
+        # a trust region: no component moves by more than 1 + its size in one Newton step
+        tau_eff = jnp.minimum(tau, jnp.min((1.0 + jnp.abs(base)) / jnp.maximum(jnp.abs(dx), 1e-300)))
+        newton = base + tau_eff * dx
+        use_newton = (wait == 0) & jnp.all(jnp.isfinite(newton)) & (tau_eff >= 1.0 / 64)
         x_next = jnp.where(use_newton, newton, base + eta * delta)
         last_step = jnp.where(accept & (c.kind == _DAMPED), c.x - c.base, c.last_step)
         better = admissible & (res < c.res_out)

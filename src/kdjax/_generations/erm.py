@@ -69,11 +69,14 @@ class ERM(Generation):
         q_hat = mixture.alpha * mixture.delta * avg(mo.f2)
         V_hat = mixture.alpha * mixture.delta * avg(mo.D)
         k = self.params.lam + V_hat
-        # (2.4): E[f] changes on the scale of the field's width and of the prox's reach, so the
-        # Newton step in b is held to that scale: where few samples sit on a curved part of the
-        # loss (a hinge with small V), E[D] ~ 0 and the raw step would leave every sample behind.
-        reach = safe_sqrt(mixture.delta * x.q) + x.V
-        step = jnp.clip(avg(mo.f) / avg(mo.D), -reach, reach)
+        step = avg(mo.f) / avg(mo.D)
+        if self.loss.piecewise_linear:
+            # (2.4): E[f] changes on the scale of the field's width and of the prox's reach, so the
+            # Newton step in b is held to that scale: where few samples sit on the curved part of a
+            # piecewise-linear loss (a hinge with small V), E[D] ~ 0 and the raw step would leave
+            # every sample behind.
+            reach = safe_sqrt(mixture.delta * x.q) + x.V
+            step = jnp.clip(step, -reach, reach)
         return TeacherState(m=m_hat / k, q=(m_hat**2 + q_hat) / k**2, V=mixture.delta / k, b=x.b + step)
 
     def summary(self, x: TeacherState, history=()) -> Summary:
