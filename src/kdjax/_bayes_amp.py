@@ -22,7 +22,10 @@ __all__ = ["BayesAMPRun", "sample_noisy_mixture", "bayes_amp", "bayes_amp_error"
 class BayesAMPRun(NamedTuple):
     """One AMP run: test error of the Bayes classifier (clean test labels), its overlaps
     ``m = v_hat . v / N``, ``q = |v_hat|^2 / N``, the overlap ``label_overlap = y_hat . y / n`` of
-    the training labels' posterior mean, the iterations used and the last change of ``v_hat``."""
+    the training labels' posterior mean, the iterations used and the last change of ``v_hat``;
+    ``clean_gen_error``: the test error of the exact Bayes classifier of the same training inputs
+    with their clean labels (a control variate: the difference ``gen_error - clean_gen_error``
+    is free of the sample-to-sample fluctuations the two share, e.g. of ``|v|^2 / N``)."""
 
     gen_error: float
     m: float
@@ -31,6 +34,7 @@ class BayesAMPRun(NamedTuple):
     label_overlap: float
     iterations: int
     change: float
+    clean_gen_error: float
 
 
 def sample_noisy_mixture(N: int, alpha: float, delta: float, rho: float, eta: float, rng):
@@ -99,9 +103,15 @@ def bayes_amp_error(N: int, alpha: float, delta: float, rho: float, eta: float, 
     rng = np.random.default_rng(seed)
     x, y, y_obs, v = sample_noisy_mixture(N, alpha, delta, rho, eta, rng)
     v_hat, y_hat, it, change = bayes_amp(x, y_obs, delta, rho, eta, **amp_options)
-    m, q = v_hat @ v / N, v_hat @ v_hat / N
     b = 0.5 * delta * np.log(rho / (1.0 - rho))  # (4.3)
-    scale = np.sqrt(delta * q)  # h | y ~ N(y m + b, delta q) given v and v_hat
-    err = rho * ndtr(-(m + b) / scale) + (1.0 - rho) * ndtr(-(m - b) / scale)
+
+    def error(w):  # h | y ~ N(y m + b, delta q) given v and w: exact
+        m, q = w @ v / N, w @ w / N
+        scale = np.sqrt(delta * q)
+        return m, q, rho * ndtr(-(m + b) / scale) + (1.0 - rho) * ndtr(-(m - b) / scale)
+
+    m, q, err = error(v_hat)
+    v_clean = x.T @ y / (np.sqrt(N) * (len(y) / N + delta))  # posterior mean, clean labels (2.2)
+    clean = error(v_clean)[2]
     return BayesAMPRun(float(err), float(m), float(q), float(b), float(y_hat @ y / len(y)), it,
-                       float(change))
+                       float(change), float(clean))
