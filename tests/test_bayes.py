@@ -433,3 +433,18 @@ def test_noisy_fixed_point_is_the_maximum_of_the_potential(noisy):
         values = np.asarray(phi(jnp.asarray(grid), *p))
         at = float(phi(jnp.asarray([m_star]), *p)[0])
         assert at >= values.max() - 1e-12
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", [AMP_POINTS[0], AMP_POINTS[2]])
+def test_amp_is_the_posterior_mean_and_the_bayes_decision_is_linear(point):
+    """Posterior sampling (block Gibbs from the planted point, N = 500): the AMP estimate has the
+    sampled posterior mean's overlap and error, and the exact Bayes decision from the sampled
+    posterior predictive agrees with the linear rule of Eqs. 4.2-4.3 on all but a few inputs."""
+    from kdjax._bayes_amp import bayes_gibbs
+
+    r = bayes_gibbs(500, *point, seed=3, sweeps=400, n_test=10000)
+    assert abs(r.m - r.amp_m) < 0.015, r
+    assert abs(r.gen_error - r.amp_gen_error) < 5e-3, r
+    assert r.disagreement < 0.02, r
+    assert abs(r.predictive_error - r.linear_error) < 5e-3, r

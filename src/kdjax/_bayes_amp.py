@@ -5,7 +5,9 @@ training inputs) with a Gaussian prior on ``v`` and, for every sample, the prior
 ``P(y_i | y~_i)`` of its clean label given its observed (noisy) label.  Its fixed point is the
 posterior mean of ``v`` (to leading order in ``N``); the Bayes classifier of a clean test input
 is then ``sign(v_hat . x / sqrt(N) + b)``, ``b = (delta / 2) log(rho / (1 - rho))`` (Eq. 4.3),
-whose test error given ``v`` and ``v_hat`` is exact (the test noise is Gaussian).  Plain numpy:
+whose test error given ``v`` and ``v_hat`` is exact (the test noise is Gaussian).
+``bayes_gibbs`` samples the posterior instead (block Gibbs from the planted point): it checks that
+AMP finds the posterior mean and that the exact Bayes decision is the linear rule.  Plain numpy:
 independent of the JAX state evolution it checks.
 """
 
@@ -16,7 +18,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import ndtr
 
-__all__ = ["BayesAMPRun", "sample_noisy_mixture", "bayes_amp", "bayes_amp_error"]
+__all__ = ["BayesAMPRun", "BayesGibbsRun", "sample_noisy_mixture", "bayes_amp", "bayes_amp_error",
+           "bayes_gibbs"]
 
 
 class BayesAMPRun(NamedTuple):
@@ -115,3 +118,73 @@ def bayes_amp_error(N: int, alpha: float, delta: float, rho: float, eta: float, 
     clean = error(v_clean)[2]
     return BayesAMPRun(float(err), float(m), float(q), float(b), float(y_hat @ y / len(y)), it,
                        float(change), float(clean))
+
+
+class BayesGibbsRun(NamedTuple):
+    """One posterior-sampling run (:func:`bayes_gibbs`).
+
+    ``gen_error``: exact test error of ``sign(v_bar . x / sqrt(N) + b)``, ``v_bar`` the average of
+    the sampled ``v`` (the posterior mean up to Monte-Carlo error; ``m = v_bar . v / N``);
+    ``amp_gen_error``: the same for the AMP estimate on the same sample; on ``n_test`` fresh test
+    inputs, ``predictive_error`` of the exact Bayes decision from the sampled posterior predictive
+    (no linearity assumed) and ``linear_error`` of the linear rule ``sign(v_bar . x / sqrt(N) + b)``,
+    and ``disagreement``, the fraction of test inputs on which the two decide differently."""
+
+    gen_error: float
+    m: float
+    amp_gen_error: float
+    amp_m: float
+    predictive_error: float
+    linear_error: float
+    disagreement: float
+
+
+def bayes_gibbs(N: int, alpha: float, delta: float, rho: float, eta: float, seed: int, *,
+                sweeps: int = 400, n_test: int = 20000) -> BayesGibbsRun:
+    """Posterior sampling of (3.2) by block Gibbs, ``v | y`` (Gaussian, Eq. 2.1) and ``y | v``
+    (independent labels, ``P(y_i | v) ∝ p_{y_i}(y~_i) exp(y_i x_i . v / (sqrt(N) delta))``), started at
+    the planted ``(v, y)``, itself an exact posterior sample (Nishimori), so that no burn-in is
+    needed.  Checks that AMP finds the posterior mean and that the Bayes decision of a clean test
+    label (the sampled posterior predictive, Eq. 4.1) is the linear rule of Eqs. 4.2-4.3.
+    """
+    rng = np.random.default_rng(seed)
+    x, y, y_obs, v = sample_noisy_mixture(N, alpha, delta, rho, eta, rng)
+    n = len(y)
+    a = n / N
+    h0 = _label_log_odds(y_obs, rho, eta)
+    scale = np.sqrt(delta / (a + delta))
+    lab = y.copy()
+    samples = np.empty((sweeps, N))
+    for s in range(sweeps):
+        mean = x.T @ lab / (np.sqrt(N) * (a + delta))  # (2.2)
+        w = mean + scale * rng.standard_normal(N)
+        field = x @ w / (np.sqrt(N) * delta) + h0
+        lab = np.where(rng.random(n) < 0.5 * (1.0 + np.tanh(field)), 1.0, -1.0)
+        samples[s] = w
+    v_bar = samples.mean(axis=0)
+    b = 0.5 * delta * np.log(rho / (1.0 - rho))  # (4.3)
+
+    def exact_error(w):
+        m, q = w @ v / N, w @ w / N
+        sd = np.sqrt(delta * q)
+        return m, rho * ndtr(-(m + b) / sd) + (1.0 - rho) * ndtr(-(m - b) / sd)
+
+    m, err = exact_error(v_bar)
+    v_amp = bayes_amp(x, y_obs, delta, rho, eta)[0]
+    amp_m, amp_err = exact_error(v_amp)
+    # fresh test inputs with clean labels; the predictive (4.1) averaged over the samples
+    y_test = np.where(rng.random(n_test) < rho, 1.0, -1.0)
+    x_test = y_test[:, None] * v / np.sqrt(N) + np.sqrt(delta) * rng.standard_normal((n_test, N))
+    proj = x_test @ samples.T / (np.sqrt(N) * delta)  # (n_test, sweeps)
+    norm = (samples**2).sum(axis=1) / (2.0 * N * delta)
+
+    def log_mean_exp(t):
+        top = t.max(axis=1, keepdims=True)
+        return (top + np.log(np.mean(np.exp(t - top), axis=1, keepdims=True)))[:, 0]
+
+    llr = (np.log(rho / (1.0 - rho)) + log_mean_exp(proj - norm) - log_mean_exp(-proj - norm))
+    bayes = np.where(llr > 0, 1.0, -1.0)
+    linear = np.where(x_test @ v_bar / np.sqrt(N) + b > 0, 1.0, -1.0)
+    return BayesGibbsRun(float(err), float(m), float(amp_err), float(amp_m),
+                         float(np.mean(bayes != y_test)), float(np.mean(linear != y_test)),
+                         float(np.mean(bayes != linear)))
