@@ -153,7 +153,7 @@ def _noisy_overlaps(mixture: Mixture, config: SolverConfig) -> BayesOverlaps:
     F = lambda state, mix: _update(state, mix, degree)
     solve = lambda x0: solve_fixed_point(F, x0, mixture, config, valid=valid)
     fps = jax.vmap(solve)(starts)
-    phi = jax.vmap(lambda m: free_entropy(m, mixture, degree))(fps.x.m)
+    phi = jax.lax.stop_gradient(jax.vmap(lambda m: free_entropy(m, mixture, degree))(fps.x.m))
     ok = fps.result._value == RESULTS.successful._value
     # prefer a converged point; among converged, the larger potential (ties: the informative one)
     pick_low = ok[1] & (~ok[0] | (phi[1] > phi[0] + 1e-12 * jnp.abs(phi[0])))
