@@ -232,7 +232,7 @@ def test_separability_threshold_against_linear_programming(rho):
 
 # --- Bayes-optimal classifier with label noise (docs/bayes.md) ---------------------------------
 
-from kdjax import SolverConfig, Teacher, solve_teacher  # noqa: E402
+from kdjax import Teacher, solve_teacher  # noqa: E402
 from kdjax._bayes import free_entropy  # noqa: E402
 from kdjax._bayes_amp import bayes_amp_error  # noqa: E402
 
@@ -267,7 +267,6 @@ def noisy():
     rows["monotone"] = [b + (e,) for b in MONOTONE_BASES for e in MONOTONE_ETAS]
     rows["erm"] = ERM_POINTS
     rows["half"] = [b + (NEAR_HALF,) for b in HALF_BASES]
-    a, d, r, e = GRAD_POINT
     rows["grad"] = [GRAD_POINT]
     for i in range(4):  # central differences in alpha, delta, rho, eta
         for sign in (1, -1):
@@ -279,11 +278,11 @@ def noisy():
     value, (m, label_overlap, ok), grads = jax.jit(jax.vmap(_noisy_error_and_grads))(*cols)
     assert np.all(np.asarray(ok)), "a Bayes-optimal fixed point did not converge"
     out, start = {}, 0
-    for name in rows:
-        stop = start + len(rows[name])
-        out[name] = dict(error=np.asarray(value[start:stop]), m=np.asarray(m[start:stop]),
-                         label_overlap=np.asarray(label_overlap[start:stop]),
-                         grads=np.stack([np.asarray(g[start:stop]) for g in grads], axis=-1))
+    for name, block in rows.items():
+        stop = start + len(block)
+        out[name] = {"error": np.asarray(value[start:stop]), "m": np.asarray(m[start:stop]),
+                     "label_overlap": np.asarray(label_overlap[start:stop]),
+                     "grads": np.stack([np.asarray(g[start:stop]) for g in grads], axis=-1)}
         start = stop
     return out
 

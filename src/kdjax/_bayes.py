@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from ._observables import gen_error_unchecked
 from ._params import Mixture, SolverConfig, check_instance
 from ._quadrature import label_rows, row_average, safe_sqrt, sinh_rule
-from ._solve import RESULTS, is_concrete, raise_if_failed, solve_fixed_point
+from ._solve import RESULTS, raise_if_failed, solve_fixed_point
 
 __all__ = [
     "BayesOverlaps",

@@ -73,7 +73,7 @@ def bayes_amp(x, y_obs, delta: float, rho: float, eta: float, *, max_iter: int =
 
     Started from the labels alone (``y_hat = E[y | y~]``, ``v_hat = 0``).
     """
-    n, N = x.shape
+    N = x.shape[1]
     sqrt_n = np.sqrt(N)
     h0 = _label_log_odds(y_obs, rho, eta)
     y_hat = np.tanh(h0)
