@@ -228,3 +228,227 @@ def test_separability_threshold_against_linear_programming(rho):
     below = [is_linearly_separable(N, 0.8 * alpha_star, delta, rho, s) for s in range(3)]
     above = [is_linearly_separable(N, 1.25 * alpha_star, delta, rho, 100 + s) for s in range(3)]
     assert sum(below) >= 2 and sum(above) <= 1, (below, above)
+
+
+# --- Bayes-optimal classifier with label noise (docs/bayes.md) ---------------------------------
+
+from kdjax import Teacher, solve_teacher  # noqa: E402
+from kdjax._bayes import free_entropy  # noqa: E402
+from kdjax._bayes_amp import bayes_amp_error  # noqa: E402
+
+AMP_POINTS = [(2.0, 1.0, 0.5, 0.2), (3.0, 0.5, 0.3, 0.1), (1.0, 1.0, 0.5, 0.3)]
+CLEAN_POINTS = [(2.0, 1.0, 0.5), (3.0, 0.5, 0.3), (0.6, 0.5, 0.8), (1.5, 1.0, 0.3)]
+MONOTONE_BASES = [(2.0, 1.0, 0.5), (1.0, 0.5, 0.2), (0.4, 1.0, 0.7)]
+MONOTONE_ETAS = np.linspace(0.0, 0.49, 12)
+ERM_POINTS = AMP_POINTS + [(0.5, 1.0, 0.7, 0.05), (5.0, 2.0, 0.5, 0.4)]
+HALF_BASES = [(2.0, 1.0, 0.5), (0.5, 1.0, 0.5), (1.0, 1.0, 0.2), (0.3, 0.5, 0.8)]
+NEAR_HALF = 0.5 - 1e-7
+GRAD_POINT = (2.0, 1.0, 0.3, 0.2)
+FD_STEP = 1e-4
+
+
+def _noisy_error_and_grads(alpha, delta, rho, eta):
+    def err(a, d, r, e):
+        o = bayes_optimal_overlaps(Mixture(a, d, r, e), throw=False)
+        return gen_error(o.m, o.q, o.b, d, r), (o.m, o.label_overlap, o.converged)
+
+    (value, aux), grads = jax.value_and_grad(err, argnums=(0, 1, 2, 3), has_aux=True)(
+        alpha, delta, rho, eta)
+    return value, aux, grads
+
+
+@pytest.fixture(scope="module")
+def noisy():
+    """One jit(vmap) solve (values and gradients) of every noisy mixture the tests below need."""
+    rows = {}
+    rows["amp"] = AMP_POINTS
+    rows["clean"] = [p + (0.0,) for p in CLEAN_POINTS]  # the noisy path at eta = 0
+    rows["tiny"] = [p + (1e-12,) for p in CLEAN_POINTS]
+    rows["monotone"] = [b + (e,) for b in MONOTONE_BASES for e in MONOTONE_ETAS]
+    rows["erm"] = ERM_POINTS
+    rows["half"] = [b + (NEAR_HALF,) for b in HALF_BASES]
+    rows["grad"] = [GRAD_POINT]
+    for i in range(4):  # central differences in alpha, delta, rho, eta
+        for sign in (1, -1):
+            shifted = list(GRAD_POINT)
+            shifted[i] += sign * FD_STEP
+            rows["grad"].append(tuple(shifted))
+    points = [p for name in rows for p in rows[name]]
+    cols = [jnp.asarray(c, dtype=jnp.float64) for c in zip(*points)]
+    value, (m, label_overlap, ok), grads = jax.jit(jax.vmap(_noisy_error_and_grads))(*cols)
+    assert np.all(np.asarray(ok)), "a Bayes-optimal fixed point did not converge"
+    out, start = {}, 0
+    for name, block in rows.items():
+        stop = start + len(block)
+        out[name] = {"error": np.asarray(value[start:stop]), "m": np.asarray(m[start:stop]),
+                     "label_overlap": np.asarray(label_overlap[start:stop]),
+                     "grads": np.stack([np.asarray(g[start:stop]) for g in grads], axis=-1)}
+        start = stop
+    return out
+
+
+def test_noisy_path_at_zero_noise_is_the_closed_form(noisy):
+    closed = np.array([float(bo_error(Mixture(*p))) for p in CLEAN_POINTS])
+    closed_m = np.array([float(bo_overlaps(Mixture(*p)).m) for p in CLEAN_POINTS])
+    np.testing.assert_allclose(noisy["clean"]["error"], closed, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(noisy["clean"]["m"], closed_m, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(noisy["clean"]["label_overlap"], 1.0, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(noisy["tiny"]["error"], closed, rtol=0, atol=1e-10)  # continuity
+
+
+def test_clean_mixture_keeps_the_closed_form_exactly():
+    for alpha, delta, rho in CLEAN_POINTS:
+        o = bayes_optimal_overlaps(Mixture(alpha, delta, rho))
+        c = alpha / (alpha + delta)
+        assert float(o.m) == c and float(o.q) == pytest.approx(c, rel=1e-15)
+        assert bool(o.converged) and float(o.residual) == 0.0
+
+
+def test_noisy_fixed_point_matches_independent_iteration(noisy):
+    """Eqs. 3.3-3.5 iterated with numpy (Gauss-Hermite, 200 nodes) from the clean overlap."""
+    x, w = np.polynomial.hermite.hermgauss(200)
+    x, w = x * np.sqrt(2.0), w / np.sqrt(np.pi)
+
+    def q_y(mu, rho, eta):
+        total = 0.0
+        for y in (1, -1):
+            for yt in (1, -1):
+                weight = (rho if y == 1 else 1 - rho) * ((1 - eta) if y == yt else eta)
+                h0 = 0.5 * np.log(rho / (1 - rho)) + 0.5 * yt * np.log((1 - eta) / eta)
+                total += weight * np.sum(w * y * np.tanh(mu * y + np.sqrt(mu) * x + h0))
+        return total
+
+    for (alpha, delta, rho, eta), m_theory in zip(AMP_POINTS, noisy["amp"]["m"]):
+        m = alpha / (alpha + delta)
+        for _ in range(2000):
+            m_hat = alpha * q_y(m / delta, rho, eta) / delta
+            m_new = m_hat / (1 + m_hat)
+            if abs(m_new - m) < 1e-15:
+                break
+            m = m_new
+        assert m_theory == pytest.approx(m, abs=1e-11)
+
+
+def test_noisy_error_matches_bayes_amp_at_finite_n(noisy):
+    """Bayes-AMP at N = 1000, 8 seeds: the raw means within 3 standard errors plus 3e-3, and the
+    paired difference to the clean-label Bayes classifier of the same sample (control variate)
+    within 3 standard errors plus 1e-3."""
+    for p, err, m, q_y in zip(AMP_POINTS, noisy["amp"]["error"], noisy["amp"]["m"],
+                              noisy["amp"]["label_overlap"]):
+        runs = [bayes_amp_error(1000, *p, seed=s) for s in range(8)]
+        sim = np.array([[r.gen_error, r.m, r.q, r.label_overlap, r.gen_error - r.clean_gen_error]
+                        for r in runs])
+        assert all(r.change < 1e-8 for r in runs)
+        mean, se = sim.mean(axis=0), sim.std(axis=0, ddof=1) / np.sqrt(len(sim))
+        clean = float(bo_error(Mixture(*p[:3])))
+        theory = np.array([err, m, m, q_y, err - clean])
+        allowance = np.array([3e-3, 1e-2, 1e-2, 1e-2, 1e-3])
+        assert np.all(np.abs(mean - theory) < 3 * se + allowance), (p, mean, se, theory)
+
+
+@pytest.mark.slow
+def test_noisy_error_matches_bayes_amp_at_larger_n(noisy):
+    for p, err in zip(AMP_POINTS, noisy["amp"]["error"]):
+        runs = [bayes_amp_error(2000, *p, seed=100 + s) for s in range(16)]
+        sim = np.array([[r.gen_error, r.gen_error - r.clean_gen_error] for r in runs])
+        mean, se = sim.mean(axis=0), sim.std(axis=0, ddof=1) / np.sqrt(len(sim))
+        theory = np.array([err, err - float(bo_error(Mixture(*p[:3])))])
+        assert np.all(np.abs(mean - theory) < 3 * se + np.array([2e-3, 5e-4])), (p, mean, se, theory)
+
+
+def test_noisy_error_increases_with_label_noise(noisy):
+    err = noisy["monotone"]["error"].reshape(len(MONOTONE_BASES), len(MONOTONE_ETAS))
+    assert np.all(np.diff(err, axis=1) > 0), err
+    assert np.all(err < 0.5)
+
+
+@pytest.mark.parametrize("loss, lams", [
+    ("square", (0.01, 1.0)),
+    pytest.param("logistic", (0.01, 0.3, 3.0), marks=pytest.mark.slow),  # 12 s of compilation
+])
+def test_noisy_bayes_error_is_below_every_erm_teacher(noisy, loss, lams):
+    cols = [jnp.asarray(c) for c in zip(*ERM_POINTS)]
+    solve = jax.jit(jax.vmap(
+        lambda a, d, r, e, lam: solve_teacher(Mixture(a, d, r, e), Teacher(loss, lam), throw=False),
+        in_axes=(0, 0, 0, 0, None)))
+    for lam in lams:
+        out = solve(*cols, lam)
+        ok = np.asarray(out.converged)
+        assert ok.sum() >= len(ERM_POINTS) - 1, (loss, lam, ok)
+        gap = np.asarray(out.gen_error)[ok] - noisy["erm"]["error"][ok]
+        assert np.all(gap > 0), (loss, lam, gap)
+
+
+def unlabelled_error(alpha, delta, rho):
+    """Bayes error of the branch m > 0 of the unlabelled (eta = 1/2) equations: Eq. 5.2 with the
+    label log-odds h0 = log(rho / (1 - rho)) / 2, the largest root (numpy, independent)."""
+    from scipy.optimize import brentq
+
+    x, w = np.polynomial.hermite.hermgauss(200)
+    x, w = x * np.sqrt(2.0), w / np.sqrt(np.pi)
+    h0 = 0.5 * np.log(rho / (1 - rho))
+
+    def F(m):
+        mu = m / delta
+        q_y = sum(p * y * np.sum(w * np.tanh(mu * y + np.sqrt(mu) * x + h0))
+                  for y, p in ((1, rho), (-1, 1 - rho)))
+        m_hat = alpha * q_y / delta
+        return m_hat / (1 + m_hat)
+
+    top = alpha / (alpha + delta)
+    if F(1e-9) - 1e-9 <= 0:  # no positive root: m = 0
+        m = 0.0
+    else:
+        m = brentq(lambda m: F(m) - m, 1e-9, top, xtol=1e-14)
+    if m == 0.0:
+        return 0.5
+    b = 0.5 * delta * np.log(rho / (1 - rho))
+    s = np.sqrt(delta * m)
+    return rho * norm.cdf(-(m + b) / s) + (1 - rho) * norm.cdf(-(m - b) / s)
+
+
+def test_noise_to_one_half_approaches_the_unlabelled_limit(noisy):
+    err = noisy["half"]["error"]
+    for (alpha, delta, rho), e in zip(HALF_BASES, err):
+        limit = unlabelled_error(alpha, delta, rho)
+        assert e == pytest.approx(limit, abs=2e-5), (alpha, delta, rho)
+    # symmetric classes: 1/2 below the spectral threshold alpha = delta^2, better above it
+    assert err[0] < 0.5 - 0.1 and err[1] == pytest.approx(0.5, abs=2e-5)
+
+
+def test_noisy_error_gradients_match_central_differences(noisy):
+    """jax.grad in (alpha, delta, rho, eta) (implicit differentiation at the fixed point)."""
+    g = noisy["grad"]
+    e = g["error"]
+    fd = (e[1::2] - e[2::2]) / (2 * FD_STEP)
+    grad = g["grads"][0]
+    assert grad[0] < 0 < grad[3] and grad[1] > 0  # more data helps; noise of either kind hurts
+    np.testing.assert_allclose(grad, fd, rtol=1e-6)
+
+
+def test_noisy_fixed_point_is_the_maximum_of_the_potential(noisy):
+    """The potential (3.8) is stationary at the fixed point, and it is the global maximum
+    of the potential on the state-evolution curve (scan of m in [0, alpha / (alpha + delta)])."""
+    phi = jax.jit(jax.vmap(lambda m, a, d, r, e: free_entropy(m, Mixture(a, d, r, e)),
+                           in_axes=(0, None, None, None, None)))
+    for p, m_star in zip(AMP_POINTS, noisy["amp"]["m"]):
+        top = p[0] / (p[0] + p[1])
+        grid = np.linspace(1e-6, top, 401)
+        values = np.asarray(phi(jnp.asarray(grid), *p))
+        at = float(phi(jnp.asarray([m_star]), *p)[0])
+        assert at >= values.max() - 1e-12
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", [AMP_POINTS[0], AMP_POINTS[2]])
+def test_amp_is_the_posterior_mean_and_the_bayes_decision_is_linear(point):
+    """Posterior sampling (block Gibbs from the planted point, N = 500): the AMP estimate has the
+    sampled posterior mean's overlap and error, and the exact Bayes decision from the sampled
+    posterior predictive agrees with the linear rule of Eqs. 4.2-4.3 on all but a few inputs."""
+    from kdjax._bayes_amp import bayes_gibbs
+
+    r = bayes_gibbs(500, *point, seed=3, sweeps=400, n_test=10000)
+    assert abs(r.m - r.amp_m) < 0.015, r
+    assert abs(r.gen_error - r.amp_gen_error) < 5e-3, r
+    assert r.disagreement < 0.02, r
+    assert abs(r.predictive_error - r.linear_error) < 5e-3, r
