@@ -66,6 +66,7 @@ class FixedPoint(eqx.Module):
 
 _DAMPED, _NEWTON = 0, 1
 _MAX_BACKOFF = 64
+_STALL = 32  # damped steps without a new best point after which Newton is tried anyway
 
 
 class _Loop(eqx.Module):
@@ -78,7 +79,8 @@ class _Loop(eqx.Module):
     base: jax.Array
     F_base: jax.Array
     J_base: jax.Array
-    res_base: jax.Array  # |F(x) - x| at the accepted point
+    near: jax.Array  # the accepted point's scaled residual is below sqrt(tol): Newton's basin
+    k_best: jax.Array  # the step that last improved the best point
     eta: jax.Array
     last_step: jax.Array
     wait: jax.Array
@@ -110,15 +112,18 @@ def _iterate(fn, ok, x0, args, config: SolverConfig):
         finite = jnp.all(jnp.isfinite(Fx)) & jnp.all(jnp.isfinite(c.x))  # (a non-finite J only rules out Newton)
         admissible = finite & ok(c.x)
         res = jnp.where(admissible, _scaled_residual(c.x, Fx, tol), jnp.inf)
-        gap = jnp.where(admissible, jnp.sqrt(jnp.sum((Fx - c.x) ** 2)), jnp.inf)
+        weight = 1.0 / (1.0 + jnp.abs(c.base))  # the accepted point's scale, the same for both sides
+        gap = jnp.where(admissible, jnp.sqrt(jnp.sum(((Fx - c.x) * weight) ** 2)), jnp.inf)
+        gap_base = jnp.sqrt(jnp.sum(((c.F_base - c.base) * weight) ** 2))
         done = admissible & (res <= 1.0)
-        # A Newton candidate must lower the residual ||F(x) - x||_2 itself (the Newton direction
-        # descends it; scaling by |x| would let a step that blows a component up game it).
-        accept = admissible & ((c.kind == _DAMPED) | (gap < c.res_base))
+        # A Newton candidate must lower the residual ||F(x) - x||_2 (the Newton direction descends
+        # it), each component in the scale 1 + |x_i| of the accepted point: the candidate's own
+        # scale would let a step that blows a component up game the test.
+        accept = admissible & ((c.kind == _DAMPED) | (gap < gap_base))
         base = jnp.where(accept, c.x, c.base)
         F_base = jnp.where(accept, Fx, c.F_base)
         J_base = jnp.where(accept, J, c.J_base)
-        res_base = jnp.where(accept, gap, c.res_base)
+        near = jnp.where(accept, res * tol <= max(tol**0.5, 1e-6), c.near)
         # A rejected Newton step is retried at half its length (a solution on the edge of the
         # admissible states, e.g. a response V -> 0, is approached by halving the distance), down
         # to 1/64 of it; then damped steps, and Newton again after a back-off.
@@ -140,13 +145,16 @@ def _iterate(fn, ok, x0, args, config: SolverConfig):
         # a trust region: no component moves by more than 1 + its size in one Newton step
         tau_eff = jnp.minimum(tau, jnp.min((1.0 + jnp.abs(base)) / jnp.maximum(jnp.abs(dx), 1e-300)))
         newton = base + tau_eff * dx
-        use_newton = (wait == 0) & jnp.all(jnp.isfinite(newton)) & (tau_eff >= 1.0 / 64)
+        better = admissible & (res < c.res_out)
+        k_best = jnp.where(better, c.k, c.k_best)
+        # Newton where the damped iteration has settled, or where it no longer improves on its best
+        stalled = c.k - k_best >= _STALL
+        use_newton = (near | stalled) & (wait == 0) & jnp.all(jnp.isfinite(newton)) & (tau_eff >= 1.0 / 64)
         x_next = jnp.where(use_newton, newton, base + eta * delta)
         last_step = jnp.where(accept & (c.kind == _DAMPED), c.x - c.base, c.last_step)
-        better = admissible & (res < c.res_out)
         return _Loop(
             k=c.k + 1, x=x_next, kind=jnp.where(use_newton, _NEWTON, _DAMPED), base=base, F_base=F_base,
-            J_base=J_base, res_base=res_base, eta=eta, last_step=jnp.where(accept, last_step, c.last_step),
+            J_base=J_base, near=near, k_best=k_best, eta=eta, last_step=jnp.where(accept, last_step, c.last_step),
             wait=wait, backoff=backoff, tau=tau, done=done,
             x_out=jnp.where(done | better, c.x, c.x_out), J_out=jnp.where(done | better, J, c.J_out),
             res_out=jnp.where(done | better, res, c.res_out),
@@ -156,7 +164,7 @@ def _iterate(fn, ok, x0, args, config: SolverConfig):
     inf = jnp.asarray(jnp.inf, dtype)
     zeros = jnp.zeros_like(x0)
     init = _Loop(
-        k=jnp.asarray(0), x=x0, kind=jnp.asarray(_DAMPED), base=x0, F_base=x0, J_base=eye, res_base=inf,
+        k=jnp.asarray(0), x=x0, kind=jnp.asarray(_DAMPED), base=x0, F_base=x0, J_base=eye, near=jnp.asarray(False), k_best=jnp.asarray(0),
         eta=jnp.asarray(damping, dtype), last_step=zeros, wait=jnp.asarray(0), backoff=jnp.asarray(1),
         tau=jnp.asarray(1.0, dtype),
         done=jnp.asarray(False), x_out=x0, J_out=eye, res_out=inf, gap_out=inf,
