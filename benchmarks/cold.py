@@ -1,10 +1,12 @@
-"""(f) Cold start (issue 12): what a fresh process pays before its first answer.
+"""(f) Cold start (issues 12 and 16): what a fresh process pays before its first answer.
 
     python benchmarks/cold.py [--quick] [--repeats N] [--baseline REF | --no-baseline] [--out benchmarks/results_cold]
 
 Everything here runs in fresh interpreters (``subprocess``), float64, one after the other:
 
 * ``python -c "import kdjax"``;
+* the README's Python example typed line by line (import, first ``solve_teacher``, first
+  ``solve_student``, ``jax.grad`` at two points, ``jax.vmap`` over 20 points), each step timed;
 * ``kdjax solve`` teacher (``--alpha 2 --lam-t 0.1``) and student (``--gamma 0.5 --temperature 2``)
   and a 100-point student ``kdjax sweep`` (``--grid temperature=lin:0.5:5:100``), each with an
   empty persistent compilation cache (a new ``KDJAX_CACHE_DIR`` per run) and with a warm one (the
@@ -18,7 +20,7 @@ Everything here runs in fresh interpreters (``subprocess``), float64, one after 
   for ``sweep`` / ``optimize_kd``, which are not one jit-able function, the StableHLO that
   ``jax_dump_ir_to`` wrote during the first call).
 
-``--baseline REF`` (default 5dfe572, the last commit before the cache work) installs the project at
+``--baseline REF`` (default a80e843, the last commit before the generation core of issue 16) installs the project at
 git ``REF`` into a temporary venv (``--system-site-packages``, ``pip install --no-deps``) and runs
 the same measurements with its interpreter, side by side.  The baseline has no cache: its
 "warm" runs are plain repeats.  The in-process workers use only the public API, so they run on
@@ -39,7 +41,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-DEFAULT_BASELINE = "5dfe572"
+DEFAULT_BASELINE = "a80e843"  # the last commit before the generation core (issue 16)
 
 TEACHER_CMD = ["solve", "--alpha", "2", "--lam-t", "0.1", "--json"]
 STUDENT_CMD = ["solve", "--gamma", "0.5", "--temperature", "2", "--json"]
@@ -48,17 +50,51 @@ SWEEP_CMD = ["sweep", "--gamma", "0.5", "--temperature", "2", "--grid", "tempera
 ITEMS = ("solve_teacher", "solve_student_same", "solve_student_fresh", "grad_student_temperature",
          "sweep_student_100", "optimize_kd")
 
-# Issue-12 targets (seconds).
+# Issue-16 targets (seconds).
 TARGETS = dict(
-    cli_student_warm_over_import=2.5,
-    first_solve_student_s=6.0,
-    first_grad_s=10.0,
+    readme_total_s=20.0,
+    readme_second_grad_s=0.1,
+    readme_vmap_s=5.0,
     first_solve_teacher_s=2.0,
+    first_solve_student_s=5.0,
+    first_grad_s=8.0,
+    cli_student_warm_over_import=2.0,
     cli_sweep_empty_s=15.0,
-    cli_sweep_warm_overhead_s=3.0,
-    steady_student_s=8e-3,
+    steady_student_s=10e-3,
     steady_teacher_s=0.5e-3,
 )
+
+# The README's Python example, typed line by line in a fresh interpreter (no persistent cache):
+# the time of each step; prints one JSON line.
+README = r'''
+import json, time
+t0 = time.perf_counter()
+steps = {}
+def mark(name):
+    global t0
+    t = time.perf_counter(); steps[name] = t - t0; t0 = t
+import jax
+jax.config.update("jax_enable_x64", True)
+import kdjax
+mark("import kdjax")
+mix = kdjax.Mixture(alpha=3.0, delta=1.0, rho=0.5)
+teacher = kdjax.Teacher(loss="logistic", lam=0.1)
+student = kdjax.Student(gamma=0.5, temperature=2.0, hard_weight=0.3, lam=0.01, data="same")
+jax.block_until_ready(kdjax.solve_teacher(mix, teacher).gen_error)
+mark("first solve_teacher")
+jax.block_until_ready(kdjax.solve_student(mix, teacher, student).gen_error)
+mark("first solve_student")
+err = lambda lam_t, T: kdjax.solve_student(mix, kdjax.Teacher("logistic", lam_t),
+                                           student.replace(temperature=T)).gen_error
+jax.block_until_ready(jax.grad(err, argnums=(0, 1))(0.1, 2.0))
+mark("jax.grad(err, argnums=(0, 1))(0.1, 2.0)")
+jax.block_until_ready(jax.grad(err, argnums=(0, 1))(0.2, 2.0))
+mark("the same jax.grad at (0.2, 2.0)")
+jax.block_until_ready(jax.vmap(err, in_axes=(0, None))(jax.numpy.logspace(-3, 1, 20), 2.0))
+mark("jax.vmap(err, ...) over 20 points")
+steps["total"] = sum(steps.values())
+print(json.dumps(steps))
+'''
 
 # One in-process measurement, run as ``python -c WORKER ITEM`` in a fresh interpreter: public
 # API only (it runs on the baseline too); prints one JSON line.
@@ -179,6 +215,10 @@ def measure(python: str, python_path, scratch: str, repeats: int, label: str) ->
                          cache_entries=len(listing), new_entries_in_warm_runs=len(set(after) - set(listing)))
         print(f"  [{label}] {name}: empty {res[name]['empty_median_s']:.1f} s, warm {res[name]['warm_median_s']:.1f} s "
               f"({len(listing)} cache entries)", flush=True)
+    readme = [json.loads(_timed([python, "-c", README], env)[1].stdout.strip().splitlines()[-1])
+              for _ in range(max(1, repeats // 2))]
+    res["readme"] = {k: statistics.median(r[k] for r in readme) for k in readme[0]}
+    print(f"  [{label}] README example: " + ", ".join(f"{k} {v:.2f} s" for k, v in res["readme"].items()), flush=True)
     res["in_process"] = {}
     for item in ITEMS:
         _, out = _timed([python, "-c", WORKER, item], env)
@@ -205,28 +245,30 @@ def build_baseline(ref: str, scratch: str) -> str:
 
 
 def targets(res: dict) -> list[dict]:
-    """One row per issue-12 target, from one column's measurements."""
-    ip = res["in_process"]
+    """One row per issue-16 target, from one column's measurements."""
+    ip, rd = res["in_process"], res["readme"]
     rows = []
 
     def row(quantity, value, limit, text):
         rows.append(dict(quantity=quantity, value=value, target=text, met=bool(value <= limit)))
 
-    ratio = res["cli_student"]["warm_median_s"] / res["import"]["median_s"]
-    row("`kdjax solve` student, warm cache / `import kdjax`", ratio, TARGETS["cli_student_warm_over_import"], "<= 2.5x")
-    row("first `solve_student` in a fresh process", ip["solve_student_same"]["first_call_s"],
-        TARGETS["first_solve_student_s"], "<= 6 s")
-    row("first `jax.grad` of the student error (temperature)", ip["grad_student_temperature"]["first_call_s"],
-        TARGETS["first_grad_s"], "<= 10 s")
+    row("README Python example, end to end (fresh process)", rd["total"], TARGETS["readme_total_s"], "<= 20 s")
+    row("README: the second `jax.grad` at a new point", rd["the same jax.grad at (0.2, 2.0)"],
+        TARGETS["readme_second_grad_s"], "<= 0.1 s")
+    row("README: `jax.vmap` over 20 points after the gradient", rd["jax.vmap(err, ...) over 20 points"],
+        TARGETS["readme_vmap_s"], "<= 5 s")
     row("first `solve_teacher` in a fresh process", ip["solve_teacher"]["first_call_s"],
         TARGETS["first_solve_teacher_s"], "<= 2 s")
+    row("first `solve_student` in a fresh process", ip["solve_student_same"]["first_call_s"],
+        TARGETS["first_solve_student_s"], "<= 5 s")
+    row("first `jax.grad` of the student error (temperature)", ip["grad_student_temperature"]["first_call_s"],
+        TARGETS["first_grad_s"], "<= 8 s")
+    ratio = res["cli_student"]["warm_median_s"] / res["import"]["median_s"]
+    row("`kdjax solve` student, warm cache / `import kdjax`", ratio, TARGETS["cli_student_warm_over_import"], "<= 2x")
     row("`kdjax sweep` 100 student points, empty cache", res["cli_sweep"]["empty_median_s"],
         TARGETS["cli_sweep_empty_s"], "<= 15 s")
-    overhead = res["cli_sweep"]["warm_median_s"] - ip["sweep_student_100"]["steady_median_s"]
-    row("`kdjax sweep` 100 student points, warm cache, minus the solving time", overhead,
-        TARGETS["cli_sweep_warm_overhead_s"], "<= 3 s overhead")
     row("student solve after compilation (median)", ip["solve_student_same"]["steady_median_s"],
-        TARGETS["steady_student_s"], "<= 8 ms")
+        TARGETS["steady_student_s"], "<= 10 ms")
     row("teacher solve after compilation (median)", ip["solve_teacher"]["steady_median_s"],
         TARGETS["steady_teacher_s"], "<= 0.5 ms")
     return rows
@@ -266,7 +308,7 @@ def _fmt(x, quantity=""):
 
 def markdown(res: dict) -> str:
     cols = list(res["columns"])
-    L = [f"# Cold start (issue 12), HEAD {res['head']}", "",
+    L = [f"# Cold start (issue 16), HEAD {res['head']}", "",
          f"Repeats {res['repeats']}; load average (1/5/15 min) at the end "
          f"{', '.join(f'{x:.1f}' for x in res['loadavg'])}. {res['note']}", ""]
     L += ["## Targets", "", "| quantity | " + " | ".join(cols) + " | target | met (this tree) |",
@@ -286,6 +328,10 @@ def markdown(res: dict) -> str:
         L.append(f"| {label}: cache entries written / new in warm runs | " + " | ".join(
             f"{res['columns'][c][name]['cache_entries']} / {res['columns'][c][name]['new_entries_in_warm_runs']}"
             for c in cols) + " |")
+    L += ["", "## The README example, step by step (fresh process, no persistent cache; median)", "",
+          "| step | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for step in res["columns"][cols[-1]]["readme"]:
+        L.append(f"| {step} | " + " | ".join(_fmt(res["columns"][c]["readme"][step]) for c in cols) + " |")
     L += ["", "## First calls in a fresh process (public API, no persistent cache)", "",
           "| call | column | first call | trace | lower | XLA compile | rest | steady | program text |",
           "|---|---|---|---|---|---|---|---|---|"]

@@ -67,6 +67,7 @@ class FixedPoint(eqx.Module):
 _DAMPED, _NEWTON = 0, 1
 _MAX_BACKOFF = 64
 _STALL = 32  # damped steps without a new best point after which Newton is tried anyway
+_WINDOW = 16  # ... or when the best residual did not halve over such a window (slow convergence)
 
 
 class _Loop(eqx.Module):
@@ -81,6 +82,8 @@ class _Loop(eqx.Module):
     J_base: jax.Array
     near: jax.Array  # the accepted point's scaled residual is below sqrt(tol): Newton's basin
     k_best: jax.Array  # the step that last improved the best point
+    res_mark: jax.Array  # the best scaled residual _WINDOW steps ago
+    slow: jax.Array  # it did not halve over the last window
     eta: jax.Array
     last_step: jax.Array
     wait: jax.Array
@@ -112,14 +115,10 @@ def _iterate(fn, ok, x0, args, config: SolverConfig):
         finite = jnp.all(jnp.isfinite(Fx)) & jnp.all(jnp.isfinite(c.x))  # (a non-finite J only rules out Newton)
         admissible = finite & ok(c.x)
         res = jnp.where(admissible, _scaled_residual(c.x, Fx, tol), jnp.inf)
-        weight = 1.0 / (1.0 + jnp.abs(c.base))  # the accepted point's scale, the same for both sides
-        gap = jnp.where(admissible, jnp.sqrt(jnp.sum(((Fx - c.x) * weight) ** 2)), jnp.inf)
-        gap_base = jnp.sqrt(jnp.sum(((c.F_base - c.base) * weight) ** 2))
         done = admissible & (res <= 1.0)
-        # A Newton candidate must lower the residual ||F(x) - x||_2 (the Newton direction descends
-        # it), each component in the scale 1 + |x_i| of the accepted point: the candidate's own
-        # scale would let a step that blows a component up game the test.
-        accept = admissible & ((c.kind == _DAMPED) | (gap < gap_base))
+        # A Newton candidate must improve on the best point so far (so Newton steps cannot cycle
+        # between basins of a non-smooth map); damped steps follow the iteration.
+        accept = admissible & ((c.kind == _DAMPED) | (res < c.res_out))
         base = jnp.where(accept, c.x, c.base)
         F_base = jnp.where(accept, Fx, c.F_base)
         J_base = jnp.where(accept, J, c.J_base)
@@ -149,12 +148,16 @@ def _iterate(fn, ok, x0, args, config: SolverConfig):
         k_best = jnp.where(better, c.k, c.k_best)
         # Newton where the damped iteration has settled, or where it no longer improves on its best
         stalled = c.k - k_best >= _STALL
-        use_newton = (near | stalled) & (wait == 0) & jnp.all(jnp.isfinite(newton)) & (tau_eff >= 1.0 / 64)
+        mark = (c.k % _WINDOW) == _WINDOW - 1
+        res_best = jnp.where(better, res, c.res_out)
+        slow = jnp.where(mark, res_best > 0.5 * c.res_mark, c.slow)
+        res_mark = jnp.where(mark, res_best, c.res_mark)
+        use_newton = (near | stalled | slow) & (wait == 0) & jnp.all(jnp.isfinite(newton)) & (tau_eff >= 1.0 / 64)
         x_next = jnp.where(use_newton, newton, base + eta * delta)
         last_step = jnp.where(accept & (c.kind == _DAMPED), c.x - c.base, c.last_step)
         return _Loop(
             k=c.k + 1, x=x_next, kind=jnp.where(use_newton, _NEWTON, _DAMPED), base=base, F_base=F_base,
-            J_base=J_base, near=near, k_best=k_best, eta=eta, last_step=jnp.where(accept, last_step, c.last_step),
+            J_base=J_base, near=near, k_best=k_best, res_mark=res_mark, slow=slow, eta=eta, last_step=jnp.where(accept, last_step, c.last_step),
             wait=wait, backoff=backoff, tau=tau, done=done,
             x_out=jnp.where(done | better, c.x, c.x_out), J_out=jnp.where(done | better, J, c.J_out),
             res_out=jnp.where(done | better, res, c.res_out),
@@ -165,6 +168,7 @@ def _iterate(fn, ok, x0, args, config: SolverConfig):
     zeros = jnp.zeros_like(x0)
     init = _Loop(
         k=jnp.asarray(0), x=x0, kind=jnp.asarray(_DAMPED), base=x0, F_base=x0, J_base=eye, near=jnp.asarray(False), k_best=jnp.asarray(0),
+        res_mark=inf, slow=jnp.asarray(False),
         eta=jnp.asarray(damping, dtype), last_step=zeros, wait=jnp.asarray(0), backoff=jnp.asarray(1),
         tau=jnp.asarray(1.0, dtype),
         done=jnp.asarray(False), x_out=x0, J_out=eye, res_out=inf, gap_out=inf,
