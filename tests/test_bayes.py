@@ -326,7 +326,8 @@ def test_noisy_fixed_point_matches_independent_iteration(noisy):
             if abs(m_new - m) < 1e-15:
                 break
             m = m_new
-        assert m_theory == pytest.approx(m, abs=1e-11)
+        # the driver stops at |F(m) - m| <= 1e-10 (1 + m); the fixed point is then known to that over (1 - F')
+        assert m_theory == pytest.approx(m, abs=1e-9)
 
 
 def test_noisy_error_matches_bayes_amp_at_finite_n(noisy):

@@ -21,7 +21,9 @@ def test_teacher_sweep_matches_single_solves_and_chunks_change_nothing():
     whole = sweep(MIX, TEACHER, None, grid)
     chunked = sweep(MIX, TEACHER, None, grid, chunk_size=4)
     assert whole.gen_error.shape == (3, 3)
-    np.testing.assert_allclose(chunked.gen_error, whole.gen_error, rtol=1e-12)
+    # chunks change the continuation starts (each point starts from its solved neighbour in the
+    # chunk), not the fixed point: equal to the solver's tolerance
+    np.testing.assert_allclose(chunked.gen_error, whole.gen_error, rtol=1e-10)
     for i, lam in enumerate(grid["lam_t"]):
         for j, alpha in enumerate(grid["alpha"]):
             single = kdjax.solve_teacher(kdjax.Mixture(alpha, 1.0), kdjax.Teacher("logistic", lam))
