@@ -10,8 +10,10 @@ import pytest  # noqa: E402
 from scipy.optimize import linprog, minimize_scalar  # noqa: E402
 from scipy.stats import norm  # noqa: E402
 
+import kdjax  # noqa: E402
 from kdjax import (  # noqa: E402
     Mixture,
+    Student,
     bayes_optimal_error,
     bayes_optimal_overlaps,
     gen_error,
@@ -453,3 +455,15 @@ def test_amp_is_the_posterior_mean_and_the_bayes_decision_is_linear(point):
     assert abs(r.gen_error - r.amp_gen_error) < 5e-3, r
     assert r.disagreement < 0.02, r
     assert abs(r.predictive_error - r.linear_error) < 5e-3, r
+
+
+@pytest.mark.parametrize("student", [Student(0.5, 2.0, 0.3, 0.01), Student(1.0, 2.0, 0.0, 0.01, "fresh", 2.0)],
+                         ids=["same", "fresh"])
+def test_noisy_bayes_error_is_below_kd_students(student):
+    """The KD student of the same noisy mixture never beats the Bayes-optimal error (a grid)."""
+    for alpha, delta, rho, eta in [(1.0, 1.0, 0.5, 0.1), (3.0, 0.5, 0.3, 0.2), (2.0, 1.0, 0.5, 0.3),
+                                   (5.0, 2.0, 0.4, 0.05)]:
+        mix = Mixture(alpha, delta, rho, eta)
+        res = kdjax.solve_student(mix, Teacher("logistic", 0.1), student, throw=False)
+        assert bool(res.converged), (alpha, delta, rho, eta)
+        assert float(res.gen_error) > float(kdjax.bayes_optimal_error(mix)), (alpha, delta, rho, eta)

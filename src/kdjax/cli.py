@@ -181,9 +181,13 @@ def cmd_solve(args) -> int:
         payload = {"teacher": _as_dict(chain.teacher, TEACHER_FIELDS), "generations": generations,
                    "student": generations[-1]}
         result = chain.result
+    from ._bayes import bayes_optimal_error
+
+    payload["bayes_optimal_error"] = float(bayes_optimal_error(mixture, throw=False))
     if args.json:
         print(json.dumps(payload))
     else:
+        print(f"bayes-optimal error {payload['bayes_optimal_error']}")
         rows = [("teacher", payload["teacher"])] + [(f"generation {k}", g)
                                                    for k, g in enumerate(payload.get("generations", []), start=1)]
         for who, values in rows:
