@@ -90,3 +90,11 @@ def test_fresh_chain_agrees_with_simulation():
         for f in ("m", "q", "r", "r_teacher", "gen_error"):
             th, mu, se = float(getattr(g, f)), float(getattr(gm, f)), float(getattr(gs, f))
             assert abs(th - mu) <= 3.5 * se + 0.02 * (abs(th) + 1) * 1000 / 1000, (f, th, mu, se)
+
+
+def test_public_solves_run_under_a_users_jit():
+    """Regression: the chain's structure checks must not read traced values (jax.jit(kdjax.solve_student))."""
+    student = Student(0.5, 2.0)
+    jitted = jax.jit(kdjax.solve_student)(MIX, TEACHER, student)
+    assert float(jitted.gen_error) == pytest.approx(float(kdjax.solve_student(MIX, TEACHER, student).gen_error),
+                                                    rel=1e-12)

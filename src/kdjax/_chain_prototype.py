@@ -32,7 +32,6 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ._losses import KD
 from ._observables import agreement_unchecked, gen_error_unchecked
@@ -349,7 +348,6 @@ def same_start(chain, spec: Student) -> SameState:
 
 def _fresh_nodes(x: FreshState, prev: Gen, mixture, spec: Student, degree, steps):
     y, y_obs, weight = label_rows(mixture)
-    R = y.shape[0]
     sd = jnp.sqrt(mixture.delta)
     mean_p, sd_p = y * prev.m + prev.b, sd * jnp.sqrt(prev.q)
     xi, w1 = sinh_rule(-mean_p[:, 0] / sd_p, 1.0 / (1.0 + sd_p), degree)

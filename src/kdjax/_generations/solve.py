@@ -167,10 +167,12 @@ def check_chain(mixture, generations, eager_regimes: bool = True) -> None:
     for k, generation in enumerate(generations):
         where = "teacher" if k == 0 else f"generation {k}"
         if k and isinstance(generation, KD):
-            gamma, prev_gamma = float(generation.params.gamma), (1.0 if k == 1 else float(previous.params.gamma))
-            if gamma > prev_gamma:
-                raise ValueError(f"gamma of {where} ({gamma:g}) must not exceed that of the previous generation "
-                                 f"({prev_gamma:g})")
+            prev_gamma = 1.0 if k == 1 else previous.params.gamma
+            if is_concrete(generation.params.gamma, prev_gamma):
+                gamma, prev_gamma = float(generation.params.gamma), float(prev_gamma)
+                if gamma > prev_gamma:
+                    raise ValueError(f"gamma of {where} ({gamma:g}) must not exceed that of the previous "
+                                     f"generation ({prev_gamma:g})")
             if generation.inputs.responds and k > 1:
                 raise NotImplementedError(
                     f"{where} trains on the teacher's inputs after another student: same-input chains deeper than "
