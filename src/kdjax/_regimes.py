@@ -239,9 +239,12 @@ def has_finite_minimiser(mixture: Mixture, learner: Teacher | Student):
     return _teacher_finite(mixture, learner)
 
 
+_has_finite_minimiser_jit = jax.jit(lambda mixture, learner: has_finite_minimiser(mixture, learner))
+
+
 def check_teacher(mixture: Mixture, teacher: Teacher) -> None:
     """Raise ``ValueError`` naming the regime, with its numbers, when the teacher has no finite minimiser."""
-    if float(teacher.lam) > 0 or bool(has_finite_minimiser(mixture, teacher)):
+    if float(teacher.lam) > 0 or bool(_has_finite_minimiser_jit(mixture, teacher)):
         return
     loss, alpha = as_loss(teacher.loss), float(mixture.alpha)
     if loss.zero_ridge == "overdetermined":
@@ -259,7 +262,7 @@ def check_teacher(mixture: Mixture, teacher: Teacher) -> None:
 
 def check_student(mixture: Mixture, student: Student, generation: str = "") -> None:
     """Raise ``ValueError`` naming the regime, with its numbers, when the student has no finite minimiser."""
-    if float(student.lam) > 0 or bool(has_finite_minimiser(mixture, student)):
+    if float(student.lam) > 0 or bool(_has_finite_minimiser_jit(mixture, student)):
         return
     alpha, g = float(student_alpha(mixture, student)), float(student.gamma)
     name = "alpha" if student.inputs.name == "same" else "alpha_s"
