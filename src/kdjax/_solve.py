@@ -68,6 +68,7 @@ _DAMPED, _NEWTON = 0, 1
 _MAX_BACKOFF = 64
 _STALL = 32  # damped steps without a new best point after which Newton is tried anyway
 _WINDOW = 16  # ... or when the best residual did not halve over such a window (slow convergence)
+_NEAR = 1e-1  # scaled residual below which Newton is tried: J is computed at every step anyway
 
 
 class _Loop(eqx.Module):
@@ -122,12 +123,13 @@ def _iterate(fn, ok, x0, args, config: SolverConfig):
         base = jnp.where(accept, c.x, c.base)
         F_base = jnp.where(accept, Fx, c.F_base)
         J_base = jnp.where(accept, J, c.J_base)
-        near = jnp.where(accept, res * tol <= max(tol**0.5, 1e-6), c.near)
+        near = jnp.where(accept, res * tol <= _NEAR, c.near)
         # A rejected Newton step is retried at half its length (a solution on the edge of the
         # admissible states, e.g. a response V -> 0, is approached by halving the distance), down
         # to 1/64 of it; then damped steps, and Newton again after a back-off.
         newton_rejected = ~accept & (c.kind == _NEWTON)
-        tau = jnp.where(newton_rejected, 0.5 * c.tau, jnp.where(c.kind == _NEWTON, c.tau, 1.0))
+        # an accepted Newton step lets the next one be twice as long (back to the full step)
+        tau = jnp.where(newton_rejected, 0.5 * c.tau, jnp.where(c.kind == _NEWTON, jnp.minimum(2.0 * c.tau, 1.0), 1.0))
         newton_failed = newton_rejected & (tau < 1.0 / 64)
         tau = jnp.where(newton_failed, 1.0, tau)
         damped_failed = ~accept & (c.kind == _DAMPED)
