@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import time
 
-from _common import cold_warm, jax, jnp, kdjax, mixture, np, student, student_jit, teacher, teacher_jit, timed
+from _common import cold_warm, jax, jnp, mixture, np, student, student_jit, teacher, teacher_jit, timed
+
 from kdjax._sweep import default_batch_size, grid_points, sweep
 
 SHAPES = {10: (2, 5), 100: (10, 10), 1000: (25, 40), 10000: (100, 100)}  # (lam_t, alpha | T)
@@ -109,10 +110,10 @@ def continuation(quick: bool) -> dict:
         mixes = [mixture(alpha=alpha) for _ in lams]
         ts = [teacher(lam) for lam in lams]
         jax.block_until_ready((cold(mixes[0], ts[0]), warm(mixes[0], ts[0], cold(mixes[0], ts[0]).x)))  # compile
-        def cold_loop():
+        def cold_loop(mixes=mixes, ts=ts):
             return jax.block_until_ready([cold(m, t) for m, t in zip(mixes, ts)])
 
-        def warm_loop():
+        def warm_loop(mixes=mixes, ts=ts):
             outs, x = [], initial_state(mixes[0], jnp.float64)
             for m, t in zip(mixes, ts):
                 outs.append(warm(m, t, x))

@@ -149,7 +149,7 @@ def batch():
     deltas = np.concatenate([ref_d, d.ravel(), d.ravel()])
     rhos = np.concatenate([ref_r, r.ravel(), 1.0 - r.ravel()])
     values = np.asarray(jax.jit(jax.vmap(separability_threshold))(deltas, rhos))
-    n_ref, n_grid = len(REFERENCE_POINTS), d.size
+    n_ref = len(REFERENCE_POINTS)
     grid = values[n_ref:].reshape(2, *d.shape)
     return dict(
         reference=values[:n_ref],

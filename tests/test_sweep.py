@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import kdjax
-from kdjax.cli import main
 from kdjax import optimize_kd, sweep
+from kdjax.cli import main
 
 MIX, TEACHER = kdjax.Mixture(2.0, 1.0), kdjax.Teacher("logistic", 0.1)
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from kdjax import Mixture, SolverConfig, Student, Teacher
-from kdjax.cli import build_parser, main
 from kdjax._params import check_instance
+from kdjax.cli import build_parser, main
 
 jax.config.update("jax_enable_x64", True)
 
@@ -156,7 +156,8 @@ GRID_FILES = [
     ("grid.json", '{"alpha": [1, true]}', "grid field 'alpha': expected a non-empty list of numbers, got True"),
     ("grid.json", '{"alpha": [1, "2"]}', "grid field 'alpha': expected a non-empty list of numbers, got '2'"),
     ("grid.json", '{"alpha": false}', "grid field 'alpha': expected a list of numbers or a string, got bool"),
-    ("grid.toml", "[grid]\nalpha = []\n", "grid field 'alpha': expected a non-empty list of numbers, got an empty list"),
+    ("grid.toml", "[grid]\nalpha = []\n",
+     "grid field 'alpha': expected a non-empty list of numbers, got an empty list"),
     ("grid.toml", "[grid]\nalpha = {lo = 1}\n", "grid field 'alpha': expected a list of numbers or a string, got dict"),
     ("grid.toml", 'alpha = "lin:1:2:x"\n', "grid field 'alpha': cannot read 'lin:1:2:x'"),
     ("grid.toml", "alpa = [1.0]\n", "grid field 'alpa' is not a parameter"),
@@ -273,7 +274,8 @@ def test_observables_accept_the_cauchy_schwarz_boundary_and_stay_traceable():
     same = dict(m_t=0.5, q_t=0.3, b_t=0.1, m_s=0.5, q_s=0.3, r=0.3 * (1 + 1e-15), b_s=0.1, delta=1.0, rho=0.4)
     assert float(agreement(**same)) == 1.0
     # traced inputs skip the checks: jit, grad and vmap go through the public functions
-    assert float(jax.jit(gen_error)(0.5, 1.0, 0.1, 1.0, 0.3)) == pytest.approx(float(gen_error(0.5, 1.0, 0.1, 1.0, 0.3)))
+    args = (0.5, 1.0, 0.1, 1.0, 0.3)
+    assert float(jax.jit(gen_error)(*args)) == pytest.approx(float(gen_error(*args)))
     assert np.isfinite(float(jax.grad(gen_error, argnums=(1,))(0.5, 1.0, 0.1, 1.0, 0.3)[0]))
     pair = list(GOOD_PAIR.values())
     rs = jnp.asarray([0.2, 0.6])

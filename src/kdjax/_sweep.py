@@ -18,15 +18,14 @@ import itertools
 import os
 import re
 import sys
-from functools import lru_cache, partial
 from collections.abc import Callable, Mapping
+from functools import lru_cache, partial
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
-import equinox as eqx
 
 from ._generations.solve import ChainResult, _chain_result, fold, generations_of
 from ._params import Mixture, SolverConfig, Student, Teacher, check_instance, check_integer, real_value
@@ -208,7 +207,7 @@ def _solve_points(base, values, *, config, batch_size, regimes):
                 chain = [res.teacher, *res.generations]
             else:
                 chain = [res.teacher, res] if res.teacher is not None else [res]
-            keep = tuple(jax.tree.map(lambda new, old: jnp.where(r.converged, new, old), r.state, x0)
+            keep = tuple(jax.tree.map(lambda new, old, ok=r.converged: jnp.where(ok, new, old), r.state, x0)
                          for r, x0 in zip(chain, x0s))
             return keep, pt
 
@@ -398,7 +397,7 @@ def result_column_names(result, with_student: bool) -> list[str]:
     student result), ``student_<field>`` and, for a chain, ``genK_<field>``, in the pytree's leaf
     order."""
     names = []
-    for path, leaf in jax.tree_util.tree_flatten_with_path(result)[0]:
+    for path, _ in jax.tree_util.tree_flatten_with_path(result)[0]:
         parts = [str(getattr(key, "name", getattr(key, "key", getattr(key, "idx", key)))) for key in path]
         parts = [part for part in parts if not part.startswith("_")]  # a RESULTS code's value
         if parts[0] == "generations":

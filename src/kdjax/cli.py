@@ -85,7 +85,8 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alpha", type=_number, default=2.0, help="samples per dimension n/N (> 0)")
     p.add_argument("--delta", type=_number, default=1.0, help="noise variance Delta (> 0)")
     p.add_argument("--rho", type=_number, default=0.5, help="P(y = +1), in (0, 1)")
-    p.add_argument("--label-noise", type=_number, default=0.0, help="probability eta of a flipped training label, [0, 1/2)")
+    p.add_argument("--label-noise", type=_number, default=0.0,
+                   help="probability eta of a flipped training label, [0, 1/2)")
     p.add_argument("--teacher-loss", default="logistic", help="logistic | square | hinge")
     p.add_argument("--lam-t", type=_number, default=0.1, help="teacher ridge (>= 0)")
     g = p.add_argument_group("student (any of these flags adds the KD student)")
@@ -96,8 +97,8 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--student-data", help="same | fresh")
     g.add_argument("--alpha-s", type=_number, help="alpha_s of the fresh student set (> 0)")
     p.add_argument("--generation", action="append", type=_generation, metavar="KEY=VALUE,...",
-                   help="one generation of a distillation chain, in order (repeatable): keys " + ", ".join(GENERATION_KEYS)
-                        + "; data=fresh needs alpha_s (instead of the student flags)")
+                   help="one generation of a distillation chain, in order (repeatable): keys "
+                        + ", ".join(GENERATION_KEYS) + "; data=fresh needs alpha_s (instead of the student flags)")
 
 
 GENERATION_KEYS = ("gamma", "temperature", "hard_weight", "lam_s", "data", "alpha_s")
@@ -246,7 +247,8 @@ def parse_values(name: str, spec) -> list[float]:
             return list(np.linspace(lo, hi, n) if kind == "lin" else np.geomspace(lo, hi, n))
         return [float(v) for v in spec.split(",")]
     except ValueError:
-        raise UsageError(f"grid field {name!r}: cannot read {spec!r} (use a,b,c or lin:lo:hi:n or log:lo:hi:n)") from None
+        raise UsageError(f"grid field {name!r}: cannot read {spec!r} "
+                         "(use a,b,c or lin:lo:hi:n or log:lo:hi:n)") from None
 
 
 def read_grid_file(filename: str) -> dict:
@@ -353,7 +355,8 @@ def init_distributed(coordinator=None, num_processes=None, process_id=None) -> i
     if any(v is not None for v in given.values()):
         missing = [flag for flag, v in given.items() if v is None]
         if missing:
-            raise UsageError(f"{', '.join(missing)} must be given with {', '.join(f for f in given if f not in missing)}")
+            present = ", ".join(f for f in given if f not in missing)
+            raise UsageError(f"{', '.join(missing)} must be given with {present}")
         if process_id >= num_processes:
             raise UsageError(f"--process-id must be below --num-processes ({num_processes}), got {process_id}")
         kwargs = dict(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
