@@ -10,6 +10,8 @@ import pytest
 
 from kdjax import Mixture, SolverConfig, Student, Teacher, solve_student
 
+pytestmark = pytest.mark.slow  # long-running: `pytest -m slow`
+
 NAMES = ("lam_t", "temperature", "hard_weight", "lam_s", "alpha", "delta", "gamma")
 CONFIG = SolverConfig(tol=1e-12)
 

@@ -27,7 +27,7 @@ import kdjax.cli
 from kdjax import Mixture, SolverConfig, Student, Teacher, solve_student, solve_teacher
 from kdjax.simulate import simulate_student, simulate_teacher
 
-jax.config.update("jax_enable_x64", True)
+pytestmark = pytest.mark.slow  # long-running: `pytest -m slow`
 
 CHEAP = settings(max_examples=25, deadline=None, derandomize=True, database=None)
 TOL = SolverConfig().tol

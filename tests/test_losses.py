@@ -11,8 +11,6 @@ import pytest
 import kdjax
 from kdjax import KD, Hinge, Logistic, Loss, Mixture, Square, Teacher
 
-jax.config.update("jax_enable_x64", True)
-
 OMEGA = jnp.linspace(-6.0, 6.0, 13)
 LOSSES = [Logistic(), Square(), Hinge()]
 

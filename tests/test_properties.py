@@ -38,7 +38,7 @@ import kdjax
 import kdjax.cli
 from kdjax import Mixture, SolverConfig, Student, Teacher, solve_student, solve_teacher
 
-jax.config.update("jax_enable_x64", True)
+pytestmark = pytest.mark.slow  # long-running: `pytest -m slow`
 
 LOSSES = ("logistic", "square", "hinge")
 TOL = SolverConfig().tol

@@ -8,18 +8,15 @@ rho, delta, lam, T, a are pytree leaves and do not recompile.
 import functools
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.svm import SVC
 
-jax.config.update("jax_enable_x64", True)
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.svm import SVC  # noqa: E402
-
-from kdjax._observables import agreement  # noqa: E402
-from kdjax._params import Mixture, Student, Teacher  # noqa: E402
-from kdjax._simulate import (  # noqa: E402
+from kdjax._observables import agreement
+from kdjax._params import Mixture, Student, Teacher
+from kdjax._simulate import (
     ChainSimulation,
     GenerationSimulation,
     StudentSimulation,

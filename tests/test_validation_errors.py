@@ -14,11 +14,20 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kdjax import Mixture, SolverConfig, Student, Teacher
+from kdjax import (
+    Mixture,
+    SolverConfig,
+    Student,
+    Teacher,
+    agreement,
+    bayes_optimal_error,
+    bayes_optimal_overlaps,
+    gen_error,
+    separability_threshold,
+)
 from kdjax._params import check_instance
 from kdjax.cli import build_parser, main
-
-jax.config.update("jax_enable_x64", True)
+from kdjax.simulate import simulate_student, simulate_teacher
 
 
 def one_line_error(make) -> str:
@@ -187,9 +196,6 @@ def test_cli_reproduce_rejects_an_output_folder_it_cannot_create(tmp_path, capsy
 
 
 # --------------------------------------------------------------------------- simulations, baselines, observables
-
-from kdjax import agreement, bayes_optimal_error, bayes_optimal_overlaps, gen_error, separability_threshold  # noqa: E402
-from kdjax.simulate import simulate_student, simulate_teacher  # noqa: E402
 
 SIM = dict(mixture=Mixture(2.0, 1.0), teacher=Teacher("logistic", 0.1))
 SIM_ERRORS = [
