@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from scipy.integrate import quad
 from scipy.stats import multivariate_normal, norm
 
-from kdjax._observables import agreement, bivariate_normal_cdf, gen_error
+from kdjax import agreement, gen_error
+from kdjax._observables import bivariate_normal_cdf
 
 bvn = jax.jit(bivariate_normal_cdf)
 bvn_grad = jax.jit(jax.grad(bivariate_normal_cdf, argnums=(0, 1, 2)))

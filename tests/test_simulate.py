@@ -14,18 +14,13 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import SVC
 
-from kdjax._observables import agreement
-from kdjax._params import Mixture, Student, Teacher
-from kdjax._simulate import (
+from kdjax import Mixture, Student, Teacher, agreement
+from kdjax._simulate import _draw, _fit_student, _fit_teacher, _generation_data, _seed_keys
+from kdjax.simulate import (
     ChainSimulation,
     GenerationSimulation,
     StudentSimulation,
     TeacherSimulation,
-    _draw,
-    _fit_student,
-    _fit_teacher,
-    _generation_data,
-    _seed_keys,
     simulate_chain,
     simulate_student,
     simulate_teacher,

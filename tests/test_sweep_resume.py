@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import kdjax
-from kdjax._sweep import sweep
+from kdjax import sweep
 from kdjax.cli import main
 
 SRC = str(pathlib.Path(__file__).resolve().parents[1] / "src")

@@ -24,8 +24,8 @@ from kdjax import (
     bayes_optimal_overlaps,
     gen_error,
     separability_threshold,
+    solve_teacher,
 )
-from kdjax._params import check_instance
 from kdjax.cli import build_parser, main
 from kdjax.simulate import simulate_student, simulate_teacher
 
@@ -96,7 +96,7 @@ def test_solver_config_takes_numpy_integers_and_stays_hashable():
     (lambda: SolverConfig(tol=np.array([1e-9, 1e-8])), "tol must be a real number (static)"),
     (lambda: SolverConfig(damping=False), "damping must be a real number"),
     (lambda: Teacher(["logistic"], 0.1), "teacher loss must be one of"),
-    (lambda: check_instance("mixture", (2.0, 1.0), Mixture), "mixture must be a Mixture, got (2.0, 1.0)"),
+    (lambda: solve_teacher((2.0, 1.0), Teacher("logistic", 0.1)), "mixture must be a Mixture, got (2.0, 1.0)"),
 ])
 def test_static_fields_and_types_are_checked_by_name(make, message):
     assert message in one_line_error(make)
