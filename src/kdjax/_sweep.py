@@ -249,7 +249,7 @@ def sweep(
     chunk_size: int | None = None,
     batch_size: int | None = None,
     devices=None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: bool | Callable[[int, int], None] | None = None,
     out: str | os.PathLike | None = None,
     resume: bool = False,
 ):
@@ -260,8 +260,10 @@ def sweep(
     ``chunk_size`` (all of them by default), each chunk sharded evenly over ``devices``
     (default ``jax.local_devices()``) and evaluated by one compiled call that maps the solve over
     each device's points, ``batch_size`` at a time under ``vmap`` (default
-    ``default_batch_size``).  The compiled function is cached across calls.  ``progress(done,
-    total)`` is called after each chunk.
+    ``default_batch_size``).  The compiled function is cached across calls.  ``progress=True``
+    shows a ``tqdm`` bar over the points (``tqdm.auto``: a widget in notebooks, a line on stderr
+    elsewhere), advanced after each chunk; a callable ``progress(done, total)`` is called after
+    each chunk instead; ``False``/``None``: silent.
 
     ``out``: a CSV file written as the chunks complete (header ``index``, the grid's names, then
     one column per result leaf, see ``table_columns``; floats as ``repr``, exact), rewritten
@@ -290,6 +292,12 @@ def sweep(
     check_instance("config", config, SolverConfig)
     if resume and out is None:
         raise ValueError("resume=True needs out, the file to resume")
+    if progress is True:
+        progress = ProgressBar("sweep")
+    elif progress is False:
+        progress = None
+    elif progress is not None and not callable(progress):
+        raise ValueError(f"progress must be True, False, None or a callable (done, total), got {progress!r}")
     nproc, rank = jax.process_count(), jax.process_index()
     k = len(devices)
     unit = k * nproc
@@ -331,6 +339,8 @@ def sweep(
     # Chunks are fixed ranges of the flat index, so that a point is solved from the same start
     # (its neighbour in the chunk, see _solve_points) in an uninterrupted run and after a resume.
     count = int(done.sum())
+    if isinstance(progress, ProgressBar):
+        progress(count, n)  # the bar shows from the start (the first chunk includes compilation)
     try:
         for start in range(0, n, chunk):
             idx = np.arange(start, min(start + chunk, n))
@@ -359,8 +369,34 @@ def sweep(
     finally:
         if writer is not None:
             writer.close()
+        if isinstance(progress, ProgressBar):
+            progress.close()
     leaves = [table[name].reshape(shape) for name in layout.names]
     return jax.tree_util.tree_unflatten(layout.treedef, leaves)
+
+
+class ProgressBar:
+    """``update(done, total)``: a ``tqdm.auto`` bar over points (a widget in notebooks, a line on
+    stderr elsewhere) labelled ``label``, created at the first update and closed when ``done``
+    reaches ``total``.  ``disable=None``: drawn only when stderr is a terminal (the CLI)."""
+
+    def __init__(self, label: str, *, disable: bool | None = False):
+        self.label, self.disable, self.bar = label, disable, None
+
+    def __call__(self, done: int, total: int):
+        if self.bar is None:
+            from tqdm.auto import tqdm  # imported on first use: `import kdjax` stays light
+
+            self.bar = tqdm(total=total, initial=done, desc=self.label, unit="pt", disable=self.disable,
+                            dynamic_ncols=True)
+        else:
+            self.bar.update(done - self.bar.n)
+        if done >= total:
+            self.close()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
 
 
 @dataclasses.dataclass(frozen=True)

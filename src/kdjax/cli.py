@@ -13,7 +13,6 @@ import os
 import pathlib
 import re
 import sys
-import time
 
 import jax
 
@@ -303,39 +302,6 @@ def read_grid(args) -> dict:
     return grid
 
 
-def _progress_bar(label: str, stream=None):
-    """``update(done, total)``: a one-line bar on stderr with the points done, the rate (per second,
-    measured from the first update on, so that compilation does not count) and the time left;
-    silent when the stream is not a terminal."""
-    stream = sys.stderr if stream is None else stream
-    first = []
-
-    def update(done: int, total: int):
-        if not stream.isatty():
-            return
-        now = time.monotonic()
-        if not first:
-            first.append((now, done))
-        t0, d0 = first[0]
-        rate = (done - d0) / (now - t0) if now > t0 and done > d0 else None
-        left = f"{_clock((total - done) / rate)} left" if rate else "-- left"
-        speed = f"{rate:.3g}/s" if rate else "--/s"
-        width = 30
-        filled = int(width * done / max(total, 1))
-        print(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {speed} {left}  ",
-              end="", file=stream, flush=True)
-        if done >= total:
-            print(file=stream, flush=True)
-
-    return update
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
-
-
 def _cluster_size() -> int:
     """The number of processes of a launcher JAX auto-detects (``srun`` under SLURM, ``mpirun`` of
     Open MPI) when it started this one; 1 otherwise (e.g. a batch script run without ``srun``)."""
@@ -373,7 +339,7 @@ def cmd_sweep(args) -> int:
     import numpy as np
 
     from ._params import Student
-    from ._sweep import format_cell, sweep, table_columns
+    from ._sweep import ProgressBar, format_cell, sweep, table_columns
 
     init_distributed(args.coordinator, args.num_processes, args.process_id)
     if args.resume and not args.out:
@@ -393,7 +359,8 @@ def cmd_sweep(args) -> int:
         table_file = args.out if args.format == "csv" else args.out + ".partial.csv"
     try:
         result = sweep(mixture, teacher, student, grid, chunk_size=args.chunk_size, batch_size=args.batch_size,
-                       progress=_progress_bar("sweep") if lead else None, out=table_file, resume=args.resume)
+                       progress=ProgressBar("sweep", disable=None) if lead else None,  # on a terminal only
+                       out=table_file, resume=args.resume)
     except OSError as err:
         raise UsageError(f"--out: cannot write {err.filename or args.out}: {err.strerror}") from None
     if not lead:
@@ -428,12 +395,13 @@ def cmd_reproduce(args) -> int:
 
     if importlib.util.find_spec("matplotlib") is None:
         raise UsageError('kdjax reproduce needs matplotlib: pip install "kdjax[paper]"')
+    from ._sweep import ProgressBar
     from .paper import run
 
-    bars = {}
+    bars = {}  # one bar per stage, on a terminal only
 
     def progress(stage: str, done: int, total: int):
-        bars.setdefault(stage, _progress_bar(stage))(done, total)
+        bars.setdefault(stage, ProgressBar(stage, disable=None))(done, total)
 
     try:
         pathlib.Path(args.out).mkdir(parents=True, exist_ok=True)
