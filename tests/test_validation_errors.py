@@ -25,6 +25,7 @@ from kdjax import (
     gen_error,
     separability_threshold,
     solve_teacher,
+    sweep,
 )
 from kdjax.cli import build_parser, main
 from kdjax.simulate import simulate_student, simulate_teacher
@@ -97,6 +98,8 @@ def test_solver_config_takes_numpy_integers_and_stays_hashable():
     (lambda: SolverConfig(damping=False), "damping must be a real number"),
     (lambda: Teacher(["logistic"], 0.1), "teacher loss must be one of"),
     (lambda: solve_teacher((2.0, 1.0), Teacher("logistic", 0.1)), "mixture must be a Mixture, got (2.0, 1.0)"),
+    (lambda: sweep((2.0, 1.0), Teacher("logistic", 0.1), None, {"lam_t": [0.1]}), "mixture must be a Mixture"),
+    (lambda: sweep(Mixture(2.0, 1.0), "logistic", None, {"lam_t": [0.1]}), "teacher must be a Teacher"),
 ])
 def test_static_fields_and_types_are_checked_by_name(make, message):
     assert message in one_line_error(make)

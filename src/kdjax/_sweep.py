@@ -281,6 +281,8 @@ def sweep(
     grid = dict(grid or {})
     if not grid:
         raise ValueError("grid must name at least one parameter")
+    check_instance("mixture", mixture, Mixture)
+    check_instance("teacher", teacher, Teacher)
     flat, shape = grid_points(grid)
     with_values(mixture, teacher, student, flat)  # eager validation of every value
     n = int(np.prod(shape))
