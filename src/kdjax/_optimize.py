@@ -2,27 +2,25 @@
 
 The free hyperparameters are optimised in unconstrained coordinates: ``log`` for positive
 ones (``lam_t, temperature, lam_s, alpha, delta, alpha_s``), ``logit`` for those in (0, 1)
-(``hard_weight, rho``), ``gamma`` in (0, 1] and ``logit(2 eta)`` for ``label_noise``.  Each objective evaluation is one solve of
-both fixed points; its gradient comes from the implicit function theorem (no unrolling).
-The quasi-Newton directions are optax's L-BFGS; the line search runs on the host, so that
-every trial is a call of one cached compiled function.
+(``hard_weight, rho``), ``gamma`` in (0, 1] and ``logit(2 eta)`` for ``label_noise``.  Each
+objective evaluation is one solve of both fixed points; its gradient comes from the implicit
+function theorem (no unrolling).  The quasi-Newton directions are optax's L-BFGS; the line search
+runs on the host, so that every trial is a call of one cached compiled function.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache, partial
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-import equinox as eqx
-
+from ._generations import solve_student, solve_teacher
 from ._params import Mixture, SolverConfig, Student, Teacher, check_integer, check_range
-from ._generations import solve_student
 from ._sweep import PARAMETERS, solve, with_values
-from ._generations import solve_teacher
 
 _LOG = ("lam_t", "temperature", "lam_s", "alpha", "delta", "alpha_s")
 _LOGIT = ("hard_weight", "rho", "gamma")
@@ -205,7 +203,10 @@ def optimize_kd(
         if done:
             break
     m, t, s = (_concrete(o) for o in _setting(x, base, free))
-    final = solve_teacher(m, t, config, throw=False) if objective == "teacher" else solve_student(m, t, s, config, throw=False)
+    if objective == "teacher":
+        final = solve_teacher(m, t, config, throw=False)
+    else:
+        final = solve_student(m, t, s, config, throw=False)
     solves += 1
     return KDOptimum(
         params={n: float(_from_free(n, x[i])) for i, n in enumerate(free)},

@@ -1,8 +1,9 @@
 """Model parameters as equinox modules (frozen pytrees with static fields).
 
 Numbers are pytree leaves (differentiable, vmappable); the teacher's loss (a ``kdjax.Loss``
-object), the data mode and the solver settings are static fields.  Constructors validate concrete (non-traced) values eagerly and raise a
-one-line ``ValueError`` naming the parameter and its allowed range (docs/model.md conventions).
+object), the data mode and the solver settings are static fields.  Constructors validate concrete
+(non-traced) values eagerly and raise a one-line ``ValueError`` naming the parameter and its
+allowed range (docs/model.md conventions).
 Numbers must be real (Python ``int``/``float``, numpy or JAX scalars or arrays of integer or
 floating dtype; not ``bool``); only JAX tracers skip the checks.  The ``check_*`` helpers are
 shared with the other public entry points.

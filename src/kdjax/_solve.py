@@ -159,7 +159,8 @@ def _iterate(fn, ok, x0, args, config: SolverConfig):
         last_step = jnp.where(accept & (c.kind == _DAMPED), c.x - c.base, c.last_step)
         return _Loop(
             k=c.k + 1, x=x_next, kind=jnp.where(use_newton, _NEWTON, _DAMPED), base=base, F_base=F_base,
-            J_base=J_base, near=near, k_best=k_best, res_mark=res_mark, slow=slow, eta=eta, last_step=jnp.where(accept, last_step, c.last_step),
+            J_base=J_base, near=near, k_best=k_best, res_mark=res_mark, slow=slow, eta=eta,
+            last_step=jnp.where(accept, last_step, c.last_step),
             wait=wait, backoff=backoff, tau=tau, done=done,
             x_out=jnp.where(done | better, c.x, c.x_out), J_out=jnp.where(done | better, J, c.J_out),
             res_out=jnp.where(done | better, res, c.res_out),
@@ -169,7 +170,8 @@ def _iterate(fn, ok, x0, args, config: SolverConfig):
     inf = jnp.asarray(jnp.inf, dtype)
     zeros = jnp.zeros_like(x0)
     init = _Loop(
-        k=jnp.asarray(0), x=x0, kind=jnp.asarray(_DAMPED), base=x0, F_base=x0, J_base=eye, near=jnp.asarray(False), k_best=jnp.asarray(0),
+        k=jnp.asarray(0), x=x0, kind=jnp.asarray(_DAMPED), base=x0, F_base=x0, J_base=eye, near=jnp.asarray(False),
+        k_best=jnp.asarray(0),
         res_mark=inf, slow=jnp.asarray(False),
         eta=jnp.asarray(damping, dtype), last_step=zeros, wait=jnp.asarray(0), backoff=jnp.asarray(1),
         tau=jnp.asarray(1.0, dtype),

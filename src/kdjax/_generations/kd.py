@@ -34,8 +34,16 @@ import jax.numpy as jnp
 from .._losses import KD as KD_LOSS
 from .._observables import agreement_unchecked, gen_error_unchecked
 from .._params import Student
-from .._quadrature import (bisect_root, gauss_hermite, gauss_legendre, label_rows, normal_cdf, normal_pdf,
-                           row_average, safe_sqrt)
+from .._quadrature import (
+    bisect_root,
+    gauss_hermite,
+    gauss_legendre,
+    label_rows,
+    normal_cdf,
+    normal_pdf,
+    row_average,
+    safe_sqrt,
+)
 from .._regimes import check_student, has_finite_minimiser
 from .base import Generation, Summary
 from .erm import ERM

@@ -102,7 +102,7 @@ def _frame(history, mixture, config) -> Frame:
         df = [[grow(a) for a in row] for row in df]
         w = w[..., None] * wj
         shape = shape + (degrees[j],)
-        lift = lambda a: a[(...,) + (None,) * (len(shape) - 2)]
+        lift = lambda a, depth=len(shape) - 2: a[(...,) + (None,) * depth]
         e.append(jnp.broadcast_to(x, shape))
         omega = lift(y * g.m + g.b) + sd * sum(g.L[l] * e[l] for l in range(j + 1))
         omega_p = omega + sum(g.V[l] * f[l] for l in range(j))  # (C.2)

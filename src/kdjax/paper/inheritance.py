@@ -18,8 +18,26 @@ import numpy as np
 import kdjax
 
 from ._common import (
-    ALPHA, EPS, GAMMA, LAM_S, LAM_T, SIM_LABEL, Optima, Solves, Table, argmin, by, colors, figure,
-    fmt, g, keep_better, mixture, save, student_bayes_error)
+    ALPHA,
+    EPS,
+    GAMMA,
+    LAM_S,
+    LAM_T,
+    SIM_LABEL,
+    Optima,
+    Solves,
+    Table,
+    argmin,
+    by,
+    colors,
+    figure,
+    fmt,
+    g,
+    keep_better,
+    mixture,
+    save,
+    student_bayes_error,
+)
 from ._plan import Plan, Progress, tick
 
 __all__ = ["Inheritance", "compute", "hard_teacher_lam", "tables", "plot", "section", "PNG"]
