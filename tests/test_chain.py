@@ -31,6 +31,7 @@ def test_a_one_generation_chain_is_the_student(student):
     assert chain.converged and int(chain.failed) == -1
 
 
+@pytest.mark.slow  # the same-input version below runs in the default suite
 def test_a_chain_split_into_calls_gives_the_same_numbers():
     whole = kdjax.solve_chain(MIX, TEACHER, FRESH)
     first = kdjax.solve_chain(MIX, TEACHER, FRESH[:2])
@@ -64,6 +65,7 @@ def test_chain_structure_errors_name_the_generation():
         kdjax.solve_chain(MIX, TEACHER, [])
 
 
+@pytest.mark.slow  # depth 2 on the same inputs runs in the default suite
 def test_the_last_generation_error_is_differentiable_in_every_generation():
     """jax.grad through three fixed points against central differences."""
     def err(lam_t, T1, eta):
@@ -215,3 +217,17 @@ def test_same_input_chain_agrees_with_simulation(gammas, a):
         for f in ("gen_error", "agreement", "train_error"):
             th, mu, se = float(getattr(g, f)), float(getattr(gm, f)), float(getattr(gs, f))
             assert abs(th - mu) <= 3.5 * se + 0.005, (f, th, mu, se)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("depth,refined", [(2, (96, 16)), (3, (96, 12)), (4, (64, 8))])
+@pytest.mark.parametrize("gammas,a", [((1.0,) * 4, 0.0), ((1.0, 0.7, 0.5, 0.4), 0.3)], ids=["sd", "shrinking"])
+def test_the_default_nested_rule_is_accurate_to_1e6(depth, refined, gammas, a):
+    """The default rule of a same-input generation (SolverConfig.chain_nodes = ()) against a refined one:
+    gen_error to 1e-6 at depth 2 to 4 (docs/chains.md, Sec. 7)."""
+    teacher = Teacher("logistic", 0.01)
+    students = [Student(g, 2.0, a, 0.01) for g in gammas[:depth]]
+    default = kdjax.solve_chain(NOISY, teacher, students).generations[-1]
+    fine = kdjax.solve_chain(NOISY, teacher, students, kdjax.SolverConfig(chain_nodes=refined)).generations[-1]
+    assert abs(float(default.gen_error) - float(fine.gen_error)) < 1e-6
+    assert float(default.q) == pytest.approx(float(fine.q), rel=1e-4)
