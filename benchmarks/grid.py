@@ -20,22 +20,20 @@ point with ``lam_t`` and ``T`` varied): the default sweep and the pure-vmap swee
 Every point carries its ``converged`` flag; the converged fraction is reported (under vmap a single
 slow point makes every point of its batch iterate as long, so it shows in the cost).
 
-Continuation (``continuation``): would starting each point's fixed-point iteration from its grid
-neighbour's solution pay?  ``kdjax.sweep``'s solve has no start argument (every point starts from
-``kdjax._teacher.initial_state``), so this section calls the solver below it,
-``kdjax._solve.solve_fixed_point``, along the ``lam_t`` axis (log-spaced in [1e-2, 10], at
-``alpha`` 0.5, 2 and 5): cold (the fixed start, as the sweep does) and warm (the previous point's
-fixed point), both as a Python loop over one jitted solve (best of three interleaved runs), reporting
-iterations and time per point and the largest difference of the fixed points.
+Continuation (``continuation``): does starting each point's fixed-point iteration from its grid
+neighbour's solution pay?  Along the ``lam_t`` axis (log-spaced in [1e-2, 10], at ``alpha`` 0.5, 2
+and 5): ``kdjax.solve_teacher`` cold (its own start) and warm (``x0=`` the previous point's result),
+both as a Python loop (best of three interleaved runs), reporting iterations and time per point and
+the largest difference of the fixed points.
 """
 
 from __future__ import annotations
 
 import time
 
-from _common import cold_warm, jax, jnp, mixture, np, student, student_jit, teacher, teacher_jit, timed
+from _common import cold_warm, jax, mixture, np, student, student_jit, teacher, teacher_jit, timed
 
-from kdjax import sweep
+from kdjax import SolverConfig, solve_teacher, sweep
 from kdjax._sweep import default_batch_size, grid_points  # internals the benchmark reports
 
 SHAPES = {10: (2, 5), 100: (10, 10), 1000: (25, 40), 10000: (100, 100)}  # (lam_t, alpha | T)
@@ -95,30 +93,22 @@ def _points(grid):
 
 
 def continuation(quick: bool) -> dict:
-    """Cold vs warm (previous grid point's solution) starts of the teacher's fixed point along lam_t."""
-    from kdjax import SolverConfig
-    from kdjax._solve import solve_fixed_point
-    from kdjax._teacher import initial_state, teacher_map
-
-    config = SolverConfig()
-    valid = lambda x: x[2] > 0
-    fp = lambda mix, t, x0: solve_fixed_point(teacher_map, x0, (mix, t, config), config, valid=valid)
-    cold = jax.jit(lambda mix, t: fp(mix, t, initial_state(mix, jnp.float64)))
-    warm = jax.jit(fp)
+    """Cold vs warm (previous grid point's solution, ``x0=``) starts of the teacher's fixed point along lam_t."""
     lams = np.geomspace(*LAM_RANGE, 20 if quick else 100)
     rows = {}
     for alpha in (0.5, 2.0, 5.0):
         mixes = [mixture(alpha=alpha) for _ in lams]
         ts = [teacher(lam) for lam in lams]
-        jax.block_until_ready((cold(mixes[0], ts[0]), warm(mixes[0], ts[0], cold(mixes[0], ts[0]).x)))  # compile
+        jax.block_until_ready(solve_teacher(mixes[0], ts[0], x0=solve_teacher(mixes[0], ts[0])))  # compile
+
         def cold_loop(mixes=mixes, ts=ts):
-            return jax.block_until_ready([cold(m, t) for m, t in zip(mixes, ts)])
+            return jax.block_until_ready([solve_teacher(m, t, throw=False) for m, t in zip(mixes, ts)])
 
         def warm_loop(mixes=mixes, ts=ts):
-            outs, x = [], initial_state(mixes[0], jnp.float64)
+            outs, x0 = [], None
             for m, t in zip(mixes, ts):
-                outs.append(warm(m, t, x))
-                x = outs[-1].x  # the neighbour's fixed point starts the next point (sequential)
+                outs.append(solve_teacher(m, t, throw=False, x0=x0))
+                x0 = outs[-1] if outs[-1].converged else None  # the neighbour's fixed point starts the next point
             return jax.block_until_ready(outs)
 
         cold_s, warm_s = [], []
@@ -130,7 +120,8 @@ def continuation(quick: bool) -> dict:
         cold_s, warm_s = min(cold_s), min(warm_s)
         it = lambda outs: np.array([int(o.iterations) for o in outs])
         ic, iw = it(cold_out), it(warm_out)
-        diff = max(float(np.max(np.abs(np.asarray(a.x) - np.asarray(b.x)))) for a, b in zip(cold_out, warm_out))
+        state = lambda o: np.array([float(v) for v in jax.tree.leaves(o.state)])
+        diff = max(float(np.max(np.abs(state(a) - state(b)))) for a, b in zip(cold_out, warm_out))
         rows[f"alpha={alpha:g}"] = dict(
             points=len(lams),
             cold_mean_iterations=float(ic.mean()), warm_mean_iterations=float(iw.mean()),
@@ -147,9 +138,8 @@ def continuation(quick: bool) -> dict:
               f"{r['cold_ms_per_point']:.2f} -> {r['warm_ms_per_point']:.2f} ms/pt, "
               f"max |x diff| {diff:.1e}", flush=True)
     return dict(
-        axis="lam_t", lam_range=LAM_RANGE, tol=config.tol, rows=rows,
-        needs_solver_hook="kdjax.sweep cannot warm-start: its solve (kdjax._sweep.solve) takes no start "
-                          "point; the numbers above call kdjax._solve.solve_fixed_point directly.",
+        axis="lam_t", lam_range=LAM_RANGE, tol=SolverConfig().tol, rows=rows,
+        note="kdjax.solve_teacher(..., x0=previous result); kdjax.sweep does the same inside its chunks.",
     )
 
 
@@ -164,7 +154,7 @@ def continuation_markdown(c: dict) -> str:
                      f"{r['cold_ms_per_point']:.2f} / {r['warm_ms_per_point']:.2f} | "
                      f"{r['time_ratio_warm_over_cold']:.2f} | {r['max_abs_state_difference']:.1e} | "
                      f"{'yes' if r['all_converged'] else '**no**'} |")
-    return "\n".join(lines + ["", c["needs_solver_hook"]])
+    return "\n".join(lines + ["", c["note"]])
 
 
 def run(quick: bool) -> dict:
