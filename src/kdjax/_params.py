@@ -197,7 +197,7 @@ class SolverConfig(Params):
     damping: weight ``eta`` of the new iterate in ``x <- (1 - eta) x + eta F(x)``;
     chain_nodes: ``(n_0, n)``, the nested rule of a same-input generation after other students
     (``n_0`` channel nodes in the teacher's field, ``n`` Gauss-Hermite nodes in each later one,
-    docs/chains.md); ``()`` for the default rule (48, then 8 at depth 2 and 6 deeper).
+    docs/chains.md); ``()`` for the default rule (48, then 8 at depth 2, 6 at depth 3, 4 deeper).
     """
 
     degree: int = eqx.field(default=128, static=True)

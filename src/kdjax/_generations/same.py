@@ -34,7 +34,7 @@ from .records import Record, Stack, project, record_of, update
 def nodes_per_level(k: int, config) -> tuple:
     """Nodes of the nested rule of a depth-``k`` same-input generation, levels ``0..k``: ``config.chain_nodes``
     or the default rule (docs/chains.md, Sec. 7)."""
-    n0, n = config.chain_nodes or (48, 8 if k == 2 else 6)
+    n0, n = config.chain_nodes or (48, {2: 8, 3: 6}.get(k, 4))
     return (n0,) + (n,) * k
 
 
