@@ -8,6 +8,10 @@ of a finite-``N`` experiment.  A row passes when
 i.e. within ``Z_MAX`` standard errors plus a finite-size allowance that shrinks as ``1/N``.
 The error rows compare the theory's ``gen_error`` with the docs/model.md formula evaluated at the
 mean simulated overlaps (per-seed errors carry an extra bias from bias fluctuations).
+
+The chain panel (``chain_panel``) compares ``solve_chain`` with ``simulate_chain`` generation by
+generation (rows ``genK/quantity``, ``r`` and ``agreement`` against generation ``K - 1``,
+``r_teacher`` against the teacher), the error of each generation compared as above.
 """
 
 from __future__ import annotations
@@ -16,10 +20,10 @@ import dataclasses
 
 import numpy as np
 
-from ._generations import solve_student, solve_teacher
+from ._generations import solve_chain, solve_student, solve_teacher
 from ._observables import gen_error
 from ._params import Mixture, Student, Teacher
-from ._simulate import simulate_student, simulate_teacher
+from ._simulate import simulate_chain, simulate_student, simulate_teacher
 
 Z_MAX = 3.0
 FINITE_SIZE = 0.02
@@ -31,6 +35,7 @@ class Case:
     mixture: Mixture
     teacher: Teacher
     student: Student | None = None
+    students: tuple = ()  # a distillation chain: generations 1..K (then ``student`` is None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +94,33 @@ def kd_panel(quick: bool = False) -> list[Case]:
     return [cases[i] for i in (1, 2, 3)] if quick else cases
 
 
+def chain_panel(quick: bool = False) -> list[Case]:
+    """Distillation chains (docs/chains.md): same and fresh inputs, depth 1 to 3, label noise 0 to
+    0.3, shrinking and constant gamma, soft and hard labels."""
+    M, T, S = Mixture, Teacher, Student
+    lg = T("logistic", 0.05)
+    sd = S(1.0, 2.0, 0.0, 0.01)  # self-distillation, T = 2
+    cases = [
+        Case("self-distil x3 T=2 a=0", M(2.0, 1.0), lg, students=(sd, sd, sd)),
+        Case("self-distil x3 T=2 a=0 eta=0.1", M(2.0, 1.0, 0.5, 0.1), lg, students=(sd, sd, sd)),
+        Case("self-distil x3 T=2 a=0 eta=0.3", M(2.0, 1.0, 0.5, 0.3), lg, students=(sd, sd, sd)),
+        Case("g=1,.7,.5 T=2 a=0.3 eta=0.2", M(2.0, 1.0, 0.5, 0.2), lg,
+             students=tuple(S(g, 2.0, 0.3, 0.01) for g in (1.0, 0.7, 0.5))),
+        Case("fresh x3 g=1,.7,.7 eta=0.1", M(2.0, 1.0, 0.5, 0.1), lg,
+             students=(S(1.0, 2.0, 0.3, 0.01, "fresh", 2.0), S(0.7, 1.0, 0.0, 0.01, "fresh", 1.5),
+                       S(0.7, 3.0, 0.3, 0.01, "fresh", 2.5))),
+        Case("fresh then same g=.8 rho=.3", M(2.0, 1.0, 0.3, 0.1), T("logistic", 0.1),
+             students=(S(0.8, 2.0, 0.3, 0.01, "fresh", 2.5), S(0.8, 1.0, 0.0, 0.01))),
+        Case("hard a=1 in the middle eta=0.1", M(2.0, 1.0, 0.5, 0.1), lg,
+             students=(S(1.0, 2.0, 0.0, 0.01), S(0.7, 1.0, 1.0, 0.01), S(0.7, 2.0, 0.0, 0.01))),
+        Case("same then fresh g=.7 eta=0.3", M(2.0, 1.0, 0.5, 0.3), T("logistic", 0.1),
+             students=(S(0.7, 2.0, 0.3, 0.01), S(0.7, 2.0, 0.3, 0.01, "fresh", 2.0))),
+        Case("one gen g=.7 T=2 a=0.3 eta=0.3", M(2.0, 1.0, 0.5, 0.3), lg,
+             students=(S(0.7, 2.0, 0.3, 0.01),)),
+    ]
+    return [cases[i] for i in (8, 5)] if quick else cases
+
+
 def _stats(values):
     v = np.asarray(values, dtype=float)
     return float(v.mean()), float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else 0.0
@@ -110,7 +142,21 @@ def _rows(name, theory, sim, mixture, n_features, fields):
     return rows
 
 
+def _chain_rows(case, n_features, seeds):
+    theory = solve_chain(case.mixture, case.teacher, case.students)
+    sim = simulate_chain(case.mixture, case.teacher, case.students, n_features=n_features,
+                         seeds=seeds).check()
+    rows = []
+    for k, (th, gen) in enumerate(zip(theory.generations, sim.generations), start=1):
+        fields = ("m", "q", "r", "r_teacher", "b", "agreement", "train_error")
+        for row in _rows(case.name, th, gen, case.mixture, n_features, fields):
+            rows.append(dataclasses.replace(row, quantity=f"gen{k}/{row.quantity}"))
+    return rows
+
+
 def run_case(case: Case, n_features: int, seeds: int) -> list[Row]:
+    if case.students:
+        return _chain_rows(case, n_features, seeds)
     if case.student is None:
         theory = solve_teacher(case.mixture, case.teacher)
         sim = simulate_teacher(case.mixture, case.teacher, n_features=n_features, seeds=seeds)
@@ -130,11 +176,12 @@ def run_panel(cases, n_features: int, seeds: int, progress=None) -> list[Row]:
 
 
 def format_rows(rows: list[Row]) -> str:
-    head = f"{'case':32s} {'qty':10s} {'theory':>11s} {'simulation':>22s} {'z':>7s}  ok"
+    w = max([10] + [len(r.quantity) for r in rows])
+    head = f"{'case':32s} {'qty':{w}s} {'theory':>11s} {'simulation':>22s} {'z':>7s}  ok"
     lines = [head, "-" * len(head)]
     for r in rows:
         sim = f"{r.mean:.5f} +- {r.sem:.5f}"
         lines.append(
-            f"{r.case:32s} {r.quantity:10s} {r.theory:11.5f} {sim:>22s} {r.z:7.2f}  {'yes' if r.ok else 'NO'}"
+            f"{r.case:32s} {r.quantity:{w}s} {r.theory:11.5f} {sim:>22s} {r.z:7.2f}  {'yes' if r.ok else 'NO'}"
         )
     return "\n".join(lines)

@@ -202,16 +202,20 @@ def cmd_solve(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from ._validate import FINITE_SIZE, Z_MAX, format_rows, kd_panel, run_panel, teacher_panel
+    from ._validate import FINITE_SIZE, Z_MAX, chain_panel, format_rows, kd_panel, run_panel, teacher_panel
 
     quick = args.quick
     n = args.n_features or (500 if quick else 1000)
     seeds = args.seeds or (4 if quick else 8)
     progress = lambda i, k, name: print(f"[{i}/{k}] {name}", file=sys.stderr, flush=True)
+    panels = {"teacher": ("teacher", teacher_panel), "kd": ("knowledge distillation", kd_panel),
+              "chain": ("distillation chain", chain_panel)}
+    chosen = args.panel or list(panels)
     rows = []
-    for title, panel in (("teacher", teacher_panel(quick)), ("knowledge distillation", kd_panel(quick))):
+    for key in dict.fromkeys(chosen):  # in the order given, each once
+        title, panel = panels[key]
         print(f"== {title} panel, N = {n}, {seeds} seeds ==", file=sys.stderr)
-        rows.extend(run_panel(panel, n, seeds, progress))
+        rows.extend(run_panel(panel(quick), n, seeds, progress))
     print(format_rows(rows))
     bad = [r for r in rows if not r.ok]
     print(f"\n{len(rows) - len(bad)} of {len(rows)} rows within tolerance "
@@ -423,6 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a smaller panel")
     p.add_argument("--n-features", type=_positive_int, help="simulation dimension N")
     p.add_argument("--seeds", type=_positive_int, help="simulation seeds per configuration")
+    p.add_argument("--panel", action="append", choices=("teacher", "kd", "chain"),
+                   help="run only this panel (repeatable; default: teacher, kd and chain)")
     p.set_defaults(func=cmd_validate)
     p = sub.add_parser("sweep", help="solve a grid of settings in one compiled call, sharded over devices")
     _add_model_flags(p)
