@@ -93,11 +93,12 @@ def with_values(mixture: Mixture, teacher: Teacher, student, values: Mapping):
     return mixture, teacher, tuple(students)
 
 
-def solve(mixture, teacher, student=None, config: SolverConfig = SolverConfig(), x0s=None, regimes=None):
+def solve(mixture, teacher, student=None, config: SolverConfig = SolverConfig(), x0s=None, regimes=None,
+          cold=None):
     """The generations at one setting (traceable, never raises): the teacher's result; the
     student's with its teacher in ``.teacher``; or, for a sequence of students, the ``ChainResult``.
-    ``x0s``/``regimes`` as in ``fold``."""
-    results = fold(mixture, generations_of(teacher, students_of(student)), config, x0s, regimes)
+    ``x0s``/``regimes``/``cold`` as in ``fold``."""
+    results = fold(mixture, generations_of(teacher, students_of(student)), config, x0s, regimes, cold)
     if student is None:
         return results[0]
     if isinstance(student, Student):
@@ -190,8 +191,8 @@ def _solve_points(base, values, *, config, batch_size, regimes):
     under ``vmap`` from the default start.  Compiled once per (parameter structure, grid names,
     shapes, config, batch size, regimes) and reused by every later sweep of that shape.
     """
-    def solve_at(v, x0s=None):
-        res = solve(*with_values(*base, v), config, x0s, regimes)
+    def solve_at(v, x0s=None, cold=None):
+        res = solve(*with_values(*base, v), config, x0s, regimes, cold)
         return point_of(res), res
 
     if batch_size > 1:
@@ -199,34 +200,31 @@ def _solve_points(base, values, *, config, batch_size, regimes):
 
     def row_scan(row):
         first = jax.tree.map(lambda a: a[0], row)
-        starts = _starts(*with_values(*base, first))
+        # placeholders of the right structure: the first point starts every generation from its own start
+        starts = jax.tree.map(jnp.zeros_like, _starts(*with_values(*base, first), config))
 
-        def step(x0s, v):
-            pt, res = solve_at(v, x0s)
+        def step(carry, v):
+            x0s, cold = carry
+            pt, res = solve_at(v, x0s, cold)
             if isinstance(res, ChainResult):
                 chain = [res.teacher, *res.generations]
             else:
                 chain = [res.teacher, res] if res.teacher is not None else [res]
+            # a generation that did not converge leaves the start as it was (its own start while none has)
             keep = tuple(jax.tree.map(lambda new, old, ok=r.converged: jnp.where(ok, new, old), r.state, x0)
                          for r, x0 in zip(chain, x0s))
-            return keep, pt
+            return (keep, cold & ~jnp.all(jnp.stack([r.converged for r in chain]))), pt
 
-        return jax.lax.scan(step, starts, row)[1]
+        return jax.lax.scan(step, (starts, jnp.asarray(True)), row)[1]
 
     return jax.vmap(row_scan)(values)
 
 
-def _starts(mixture, teacher, student):
-    """Default starts of the generations (the first point of a continuation), as a fold."""
-    from ._generations.base import Solved
-
-    solved, starts = (), []
-    for generation in generations_of(teacher, students_of(student)):
-        history = generation.needs(solved)
-        x0 = generation.start(mixture, history)
-        starts.append(x0)
-        solved = solved + (Solved(generation, x0, generation.summary(x0, history)),)
-    return tuple(starts)
+def _starts(mixture, teacher, student, config):
+    """The structure of the generations' states (abstract: nothing is solved)."""
+    states = jax.eval_shape(lambda m, t, s: [r.state for r in fold(m, generations_of(t, students_of(s)), config)],
+                            mixture, teacher, student)
+    return tuple(jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), states))
 
 
 def default_batch_size(devices) -> int:

@@ -115,15 +115,19 @@ def _map(x, args):
 
 
 @partial(jax.jit, static_argnames=("config",))
-def solve_generation(generation, mixture, history, x0, previous, finite, *, config) -> GenerationResult:
+def solve_generation(generation, mixture, history, x0, previous, finite, cold=None, *, config) -> GenerationResult:
     """The fixed point of ``generation`` given ``history`` and its test observables; pure JAX
     (``jit``/``vmap``/``grad``, implicit derivatives), no checks.
 
     ``x0``: the start (``None``: the generation's own ``start``); ``previous``: the result code of
-    the generation before (``None`` for the teacher); ``finite``: its regime flag.
+    the generation before (``None`` for the teacher); ``finite``: its regime flag; ``cold``: a
+    (traced) flag, where true the generation's own start replaces ``x0``.
     """
     context = generation.prepare(mixture, history, config)
-    x0 = generation.start(mixture, context) if x0 is None else x0
+    if x0 is None:
+        x0 = generation.start(mixture, context)
+    elif cold is not None:
+        x0 = jax.tree.map(lambda own, given: jnp.where(cold, own, given), generation.start(mixture, context), x0)
     fp = solve_fixed_point(_map, x0, (generation, mixture, context, config), config, valid=generation.valid)
     obs = generation.observables(fp.x, mixture, context)
     result = RESULTS.where(finite, fp.result, RESULTS.no_finite_minimiser)
@@ -147,12 +151,14 @@ def _start(x0):
     return x0.state if isinstance(x0, GenerationResult) else x0
 
 
-def fold(mixture, generations, config: SolverConfig, x0s=None, regimes=None):
+def fold(mixture, generations, config: SolverConfig, x0s=None, regimes=None, cold=None):
     """Solve ``generations`` in order (a fold): each from the solved ones before it.  Returns their
     ``GenerationResult``s (a failure marks every later generation ``teacher_failed``).
 
     ``x0s``: a start per generation (``None``: its own ``start``); ``regimes``: per generation,
-    whether its regime test may be needed (``False``: its ridge is known to be positive).
+    whether its regime test may be needed (``False``: its ridge is known to be positive);
+    ``cold``: a traced flag, where true every generation starts from its own ``start`` (the first
+    point of a sweep's continuation, whose ``x0s`` are placeholders).
     """
     x0s = x0s if x0s is not None else (None,) * len(generations)
     regimes = regimes if regimes is not None else (True,) * len(generations)
@@ -162,7 +168,7 @@ def fold(mixture, generations, config: SolverConfig, x0s=None, regimes=None):
             solved = with_records(solved, mixture, config)
         history = generation.needs(solved)
         finite = finite_flag(generation, mixture) if regime else True
-        res = solve_generation(generation, mixture, history, _start(x0), previous, finite, config=config)
+        res = solve_generation(generation, mixture, history, _start(x0), previous, finite, cold, config=config)
         results.append(res)
         solved = solved + (res.solved,)
         previous = res.result
