@@ -136,10 +136,12 @@ def _iterate(fn, ok, x0, args, config: SolverConfig):
         backoff = jnp.where(newton_failed, jnp.minimum(2 * c.backoff, _MAX_BACKOFF),
                             jnp.where(accept & (c.kind == _NEWTON), 1, c.backoff))
         wait = jnp.where(newton_failed, backoff, jnp.maximum(c.wait - 1, 0))
-        # next candidate from the accepted point
+        # next candidate from the accepted point; the update reverses when it points against the
+        # damped step that led to this point (the step just taken, when it was accepted)
+        last_step = jnp.where(accept & (c.kind == _DAMPED), c.x - c.base, c.last_step)
         delta = F_base - base
         scale = tol + tol * jnp.abs(base)
-        reverses = jnp.sum(delta / scale * c.last_step / scale) < 0
+        reverses = jnp.sum(delta / scale * last_step / scale) < 0
         shrink = reverses | damped_failed
         eta = jnp.clip(jnp.where(shrink, 0.5, jnp.where(accept, 1.2, 1.0)) * c.eta, 1e-3 * damping, damping)
         dx = jnp.linalg.solve(eye - J_base, delta)
@@ -156,11 +158,9 @@ def _iterate(fn, ok, x0, args, config: SolverConfig):
         res_mark = jnp.where(mark, res_best, c.res_mark)
         use_newton = (near | stalled | slow) & (wait == 0) & jnp.all(jnp.isfinite(newton)) & (tau_eff >= 1.0 / 64)
         x_next = jnp.where(use_newton, newton, base + eta * delta)
-        last_step = jnp.where(accept & (c.kind == _DAMPED), c.x - c.base, c.last_step)
         return _Loop(
             k=c.k + 1, x=x_next, kind=jnp.where(use_newton, _NEWTON, _DAMPED), base=base, F_base=F_base,
-            J_base=J_base, near=near, k_best=k_best, res_mark=res_mark, slow=slow, eta=eta,
-            last_step=jnp.where(accept, last_step, c.last_step),
+            J_base=J_base, near=near, k_best=k_best, res_mark=res_mark, slow=slow, eta=eta, last_step=last_step,
             wait=wait, backoff=backoff, tau=tau, done=done,
             x_out=jnp.where(done | better, c.x, c.x_out), J_out=jnp.where(done | better, J, c.J_out),
             res_out=jnp.where(done | better, res, c.res_out),
