@@ -142,14 +142,14 @@ def test_same_input_chain_split_into_calls_gives_the_same_numbers():
 def test_same_input_chain_error_is_differentiable_in_every_generation():
     """jax.grad of generation 2's error in each generation's T, a, lam, the teacher's lam and the
     label noise, through three fixed points, against central differences."""
-    names = ("lam_t", "eta", "T1", "T2", "a2", "lam2")
+    names = ("lam_t", "eta", "T1", "a1", "lam1", "T2", "a2", "lam2")
 
-    def err(lam_t, eta, T1, T2, a2, lam2):
-        students = [KD_STEP.replace(temperature=T1), Student(0.5, T2, a2, lam2)]
+    def err(lam_t, eta, T1, a1, lam1, T2, a2, lam2):
+        students = [Student(KD_STEP.gamma, T1, a1, lam1), Student(0.5, T2, a2, lam2)]
         chain = kdjax.solve_chain(NOISY.replace(label_noise=eta), Teacher("logistic", lam_t), students)
         return chain.generations[-1].gen_error
 
-    args = (0.01, 0.2, 2.0, 1.5, 0.2, 0.02)
+    args = (0.01, 0.2, 2.0, 0.3, 0.01, 1.5, 0.2, 0.02)
     grads = jax.grad(err, argnums=tuple(range(len(args))))(*args)
     for i, g in enumerate(grads):
         h = 1e-5 * max(abs(args[i]), 1e-2)
@@ -231,3 +231,18 @@ def test_the_default_nested_rule_is_accurate_to_1e6(depth, refined, gammas, a):
     fine = kdjax.solve_chain(NOISY, teacher, students, kdjax.SolverConfig(chain_nodes=refined)).generations[-1]
     assert abs(float(default.gen_error) - float(fine.gen_error)) < 1e-6
     assert float(default.q) == pytest.approx(float(fine.q), rel=1e-4)
+
+
+@pytest.mark.slow
+def test_sweep_over_a_later_generation_matches_the_chain_solves():
+    """kdjax.sweep over gen2.temperature of a same-input chain: each point equals solve_chain (the first
+    point of a row starts every generation from its own start, the next ones from their neighbour)."""
+    teacher = Teacher("logistic", 0.01)
+    students = (KD_STEP, Student(0.5, 2.0, 0.3, 0.01))
+    temps = [1.5, 2.0, 3.0]
+    res = kdjax.sweep(NOISY, teacher, students, {"gen2.temperature": temps})
+    assert np.all(res.converged)
+    for i, T in enumerate(temps):
+        chain = kdjax.solve_chain(NOISY, teacher, (students[0], students[1].replace(temperature=T)))
+        for k, g in enumerate(chain.generations):
+            assert float(res.generations[k].gen_error[i]) == pytest.approx(float(g.gen_error), rel=1e-9)

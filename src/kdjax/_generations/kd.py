@@ -187,7 +187,7 @@ class KD(Generation):
         On the same inputs (generation 1) ``V_hat = (V_hat_st, V_hat_ss)``, ``Xi = (Q_ts, Q_ss)``; on fresh
         inputs only the pair ``(k - 1, k)`` of ``V_hat`` and ``Xi_kk`` are not zero (C.13)."""
         k = len(records)
-        h = self._conjugates(x, mixture, history, config)
+        h = self.solved_conjugates(x, mixture, history)
         zeros = jnp.zeros((k + 1,), h["m_hat"].dtype)
         V_hat = zeros.at[k].set(h["Vh_ss"]).at[k - 1].set(h["Vh_st"])
         Xi_row = zeros.at[k].set(h["Q_ss"])
@@ -196,6 +196,33 @@ class KD(Generation):
         st = self.params
         w = update(records, st.gamma, st.lam, mixture.delta, h["m_hat"], V_hat, Xi_row)
         return record_of(w, x.b, st.gamma, Xi_row)
+
+    def solved_conjugates(self, x: StudentState, mixture, history) -> dict:
+        """The conjugates at a fixed point, from the state alone: (3.4) and (3.4') solved for them.
+
+        ``c = V / (delta gamma)`` gives ``V_hat_ss``; on the same inputs ``V_st`` gives ``V_hat_st``, and
+        ``m``, ``r`` give ``m_hat`` and ``Q_ts``; on fresh inputs (``Q_ts = 0``) ``m`` and ``r`` are two
+        linear equations in ``m_hat`` and ``V_hat_st`` (determinant ``m_p^2 - q_p``, per coordinate,
+        negative: the predecessor's weights carry noise besides ``v``); ``sigma2`` gives ``Q_ss``.  No
+        Gaussian average, so a later generation's need for this generation's record costs no node."""
+        s = history[-1].summary
+        delta, gamma = mixture.delta, self.params.gamma
+        c = x.V / (delta * gamma)
+        m_p, q_p = s.m / s.gamma, s.q / s.gamma
+        A_p = s.V / delta
+        if self.inputs.responds:
+            Vh_st = -x.V_st / (delta * gamma * c * A_p)
+            m_hat = x.m / (gamma * c) + Vh_st * m_p
+            B = x.r / (gamma * c) + Vh_st * q_p
+            Q_ts = (B - m_hat * m_p) / A_p
+        else:
+            u, w = x.m / (gamma * c), x.r / (gamma * c)  # u = m_hat - Vh_st m_p,  w = m_hat m_p - Vh_st q_p
+            det = m_p**2 - q_p
+            m_hat, Vh_st = (w * m_p - u * q_p) / det, (w - u * m_p) / det
+            B, Q_ts = m_hat * m_p, jnp.zeros_like(m_hat)
+        g = gamma / s.gamma
+        C = x.sigma2 / (gamma * c**2) - (1.0 - g) * (Vh_st * q_p - B) ** 2 / q_p + B**2 / q_p
+        return dict(m_hat=m_hat, Q_ss=C - m_hat**2, Q_ts=Q_ts, Vh_ss=1.0 / c - self.params.lam, Vh_st=Vh_st)
 
     def summary(self, x: StudentState, history) -> Summary:
         return Summary(m=x.m, q=x.q(history[-1].summary), b=x.b, V=x.V,
