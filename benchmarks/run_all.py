@@ -3,9 +3,11 @@
     python benchmarks/run_all.py [--quick] [--only latency,grid,...] [--out benchmarks/results]
 
 Benchmarks (each a module here with ``run(quick) -> dict``), in this order, in one process:
-latency (a), grid (b), reference (c), simulation (d), recipe (e), cold (f: fresh processes, with
-the baseline commit ``cold.DEFAULT_BASELINE`` side by side; ``python benchmarks/cold.py`` alone
-writes its own results_cold.{json,md}).  All numbers come from this one
+latency (a), grid (b), reference (c), simulation (d), recipe (e), chain_mc (g: a depth-3 same-input
+chain, kdjax vs the Monte Carlo saddle-point approach; ``python benchmarks/chain_mc.py`` alone writes
+its own results_chain_mc.{json,md}), cold (f: fresh processes, with the baseline commit
+``cold.DEFAULT_BASELINE`` side by side; ``python benchmarks/cold.py`` alone writes its own
+results_cold.{json,md}).  All numbers come from this one
 run; each module's wall time and the machine's load average around it are recorded (the machine
 may be shared: a load above the core count inflates every timing).
 """
@@ -27,7 +29,7 @@ sys.path.insert(0, HERE)
 
 from _common import machine_info  # noqa: E402  (turns on float64)
 
-ORDER = ("latency", "grid", "reference", "simulation", "recipe", "cold")
+ORDER = ("latency", "grid", "reference", "simulation", "recipe", "chain_mc", "cold")
 
 
 def _jsonable(x):
@@ -243,6 +245,13 @@ def markdown(res: dict) -> str:
               f"Gradient path reaches grid best + 1e-3 at iteration {gd['first_iteration_within_1e_3_of_grid']} "
               f"of {gd['iterations']}. Wall-time ratio grid / gradient: {r['time_ratio_grid_over_gradient']:.1f}x "
               f"(compile excluded), {r['time_ratio_including_compile']:.1f}x (included). {r['note']}", ""]
+
+    if "chain_mc" in b and "chains" in b["chain_mc"]:
+        import chain_mc
+
+        L += ["## (g) Same-input chain (depth 3): kdjax vs Monte Carlo saddle point (`chain_mc.py`)", ""]
+        L += [line.replace("### ", "#### ", 1) if line.startswith("### ") else line
+              for line in chain_mc.section(b["chain_mc"])]
 
     if "cold" in b and "columns" in b["cold"]:
         import cold
