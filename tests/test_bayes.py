@@ -454,8 +454,8 @@ def test_amp_is_the_posterior_mean_and_the_bayes_decision_is_linear(point):
     assert abs(r.predictive_error - r.linear_error) < 5e-3, r
 
 
-@pytest.mark.parametrize("student", [Student(0.5, 2.0, 0.3, 0.01), Student(1.0, 2.0, 0.0, 0.01, "fresh", 2.0)],
-                         ids=["same", "fresh"])
+@pytest.mark.parametrize("student", [pytest.param(Student(0.5, 2.0, 0.3, 0.01), marks=pytest.mark.slow),
+                                     Student(1.0, 2.0, 0.0, 0.01, "fresh", 2.0)], ids=["same", "fresh"])
 def test_noisy_bayes_error_is_below_kd_students(student):
     """The KD student of the same noisy mixture never beats the Bayes-optimal error (a grid)."""
     for alpha, delta, rho, eta in [(1.0, 1.0, 0.5, 0.1), (3.0, 0.5, 0.3, 0.2), (2.0, 1.0, 0.5, 0.3),

@@ -185,7 +185,7 @@ class KD(Generation):
         """Its chain ``Record`` (docs/chains.md): the conjugates in the chain's layout, then (C.5)-(C.10).
 
         On the same inputs (generation 1) ``V_hat = (V_hat_st, V_hat_ss)``, ``Xi = (Q_ts, Q_ss)``; on fresh
-        inputs only the pair ``(k - 1, k)`` of ``V_hat`` and ``Xi_kk`` are not zero (C.13)."""
+        inputs only the pair ``(k - 1, k)`` of ``V_hat`` and the diagonal of ``Xi`` are not zero (C.13)."""
         k = len(records)
         h = self.solved_conjugates(x, mixture, history)
         zeros = jnp.zeros((k + 1,), h["m_hat"].dtype)
