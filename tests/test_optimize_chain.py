@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kdjax import Mixture, SolverConfig, Student, Teacher, optimize_kd
-from kdjax._optimize import _current, _error_and_grad, _from_free, _to_free
+from kdjax._optimize import _evaluator, _from_free, _start, _to_free
 
 MIX = Mixture(2.0, 1.0, 0.5, 0.2)
 
@@ -18,16 +18,16 @@ def fresh(T=1.0, lam=0.01):
 
 
 def evaluator(mixture, teacher, chain, free):
-    """The objective optimize_kd descends (value, gradient in its unconstrained coordinates) and
-    the starting coordinates."""
-    x = jnp.stack([_to_free(n, _current(mixture, teacher, chain, n)) for n in free])
+    """The objective optimize_kd descends (value, gradient in its unconstrained coordinates; the
+    same compiled function) and the starting coordinates."""
+    base = (mixture, teacher, chain)
+    evaluate = _evaluator(base, free, "student", SolverConfig())
 
     def f(u):
-        value, grad, _ = _error_and_grad(u, (mixture, teacher, chain), free=free, objective="student",
-                                         config=SolverConfig())
+        value, grad, _ = evaluate(jnp.asarray(u, dtype=jnp.float64))
         return float(value), np.asarray(grad)
 
-    return f, x
+    return f, _start(base, free)
 
 
 def test_chain_objective_gradient_matches_central_differences():

@@ -121,6 +121,18 @@ def _error_and_grad(u, base, *, free, objective, config):
     return value, grad, aux
 
 
+def _start(base, free):
+    """The unconstrained coordinates of ``free`` at the values in ``base``, as a strongly typed
+    float64 array (a weakly typed start would compile the objective a second time at the first
+    step, whose points are strongly typed)."""
+    return jnp.asarray(jnp.stack([_to_free(n, _current(*base, n)) for n in free]), dtype=jnp.float64)
+
+
+def _evaluator(base, free, objective, config):
+    """``u -> (error, gradient, aux)``: the objective ``optimize_kd`` descends (``_error_and_grad``)."""
+    return partial(_error_and_grad, base=base, free=free, objective=objective, config=config)
+
+
 @lru_cache(maxsize=None)
 def _lbfgs(memory_size: int):
     """``(init, jitted update)`` of ``optax.scale_by_lbfgs``: the quasi-Newton direction."""
@@ -211,8 +223,8 @@ def optimize_kd(
             raise ValueError("student must be None, a Student or a non-empty sequence of Student")
     free = _check_options(free, objective, student, steps, tol, learning_rate, progress)
     base = (mixture, teacher, student)
-    x = jnp.stack([_to_free(n, _current(mixture, teacher, student, n)) for n in free])
-    evaluate = partial(_error_and_grad, base=base, free=free, objective=objective, config=config)
+    x = _start(base, free)
+    evaluate = _evaluator(base, free, objective, config)
     init, direction = _lbfgs(memory_size)
 
     value, grad, aux = evaluate(x)
