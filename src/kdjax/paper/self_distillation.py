@@ -43,6 +43,7 @@ class SelfDistillation:
     sim_mean: np.ndarray  # (E, K + 1)
     sim_sem: np.ndarray  # (E, K + 1)
     sim_seeds: np.ndarray  # (E,) converged seeds
+    n_features: float  # N of the simulations
     opt_noise: float
     opt_temperature: np.ndarray  # (K_opt,) optimal T_k
     opt_lam: np.ndarray  # (K_opt,) optimal lam_k
@@ -64,7 +65,7 @@ def same_chains_supported() -> bool:
     from .._generations.solve import check_chain, generations_of
 
     try:
-        check_chain(kdjax.Mixture(), generations_of(kdjax.Teacher(), (kdjax.Student(), kdjax.Student())),
+        check_chain(kdjax.Mixture(2.0, 1.0), generations_of(kdjax.Teacher("logistic", 0.1), (kdjax.Student(), kdjax.Student())),
                     eager_regimes=False)
     except NotImplementedError:
         return False
@@ -192,6 +193,7 @@ def compute(p: Plan, progress: Progress | None = None, *, simulate: bool = True,
     seconds["gain map"] = time.perf_counter() - t0
     return SelfDistillation(
         data=data, label_noise=etas, theory=th, sim_mean=mean, sim_sem=sem, sim_seeds=seeds,
+        n_features=float(p.sd_sim_n_features),
         opt_noise=float(p.sd_opt_noise), **opt, gain_alpha=alphas, gain_noise=gain_etas,
         gain_teacher=gain_t, gain_student=gain_s, seconds=seconds)
 
