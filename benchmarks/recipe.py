@@ -11,12 +11,12 @@ Gradient: ``optimize_kd(free=("lam_t", "temperature"))`` from ``lam_t = 0.01, T 
 a host-side Armijo line search over one cached compiled value_and_grad).
 
 Chain (``run(...)["chain"]``): self-distillation (every generation gamma = 1, hard weight a = 0)
-over two generations on a noisy mixture (label noise 0.2, alpha = 2, logistic teacher lam_t =
+over two generations on a noisy mixture (label noise 0.2, alpha = 2, rho = 0.3, logistic teacher lam_t =
 0.01), the last generation's error as a function of the per-generation (T_k, lam_k), four free
 parameters.  Gradient: ``optimize_kd(free=("gen1.temperature", "gen1.lam_s", "gen2.temperature",
 "gen2.lam_s"))`` from T = 1, lam = 0.01; grid: a ``kdjax.sweep`` over the same four names with
 no more points than the gradient search's solves (log-spaced T in [0.3, 10], lam in [1e-3, 1],
-the axes as even as that allows).  Inputs: ``CHAIN_DATA`` (same inputs when the library solves
+the axes as even as that allows).  Inputs: ``chain_data()`` (same inputs when the library solves
 same-input chains of depth 2, else fresh sets of alpha_s = alpha).
 
 Each search is run twice (``_common.cold_warm``): the first call's wall time includes the
@@ -50,7 +50,7 @@ def grid_search(k: int) -> dict:
     ) | times
 
 
-CHAIN_MIX = dict(alpha=2.0, delta=1.0, rho=0.5, label_noise=0.2)
+CHAIN_MIX = dict(alpha=2.0, delta=1.0, rho=0.3, label_noise=0.2)  # rho = 0.3: finite optimal ridges
 CHAIN_LAM_T = 0.01
 CHAIN_FREE = ("gen1.temperature", "gen1.lam_s", "gen2.temperature", "gen2.lam_s")
 CHAIN_RANGES = {"temperature": (0.3, 10.0), "lam_s": (1e-3, 1.0)}
