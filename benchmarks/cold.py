@@ -202,7 +202,7 @@ def measure(python: str, python_path, scratch: str, repeats: int, label: str) ->
             empty.append(dt)
             warm_dir = warm_dir or folder
         listing = _files(warm_dir) if os.path.isdir(warm_dir) else []
-        for i in range(repeats):
+        for _ in range(repeats):
             argv = [python, "-m", "kdjax.cli", *cmd]
             if name == "cli_sweep":
                 argv += ["--out", os.path.join(scratch, f"{label}-{name}-warm.json")]
@@ -319,7 +319,8 @@ def markdown(res: dict) -> str:
         L.append(f"| {row['quantity']} | {vals} | {row['target']} | {'yes' if row['met'] else '**no**'} |")
     L += ["", "## Fresh processes (medians)", "", "| measurement | " + " | ".join(cols) + " |",
           "|---|" + "---|" * len(cols)]
-    L.append("| `python -c \"import kdjax\"` | " + " | ".join(_fmt(res["columns"][c]["import"]["median_s"]) for c in cols) + " |")
+    L.append("| `python -c \"import kdjax\"` | "
+             + " | ".join(_fmt(res["columns"][c]["import"]["median_s"]) for c in cols) + " |")
     for name, label in (("cli_teacher", "`kdjax solve` teacher"), ("cli_student", "`kdjax solve` student"),
                         ("cli_sweep", "`kdjax sweep` 100 student points")):
         for kind in ("empty", "warm"):
@@ -342,8 +343,9 @@ def markdown(res: dict) -> str:
                      f"| {_fmt(r['compile_s'])} | {_fmt(r['other_s'])} | {_fmt(r['steady_median_s'])} "
                      f"| {r['hlo_chars']} chars ({r['hlo_source']}) |")
     L += ["", "trace / lower / XLA compile: JAX's `/jax/core/compile/*` duration events during the first call "
-          "(jaxpr tracing, StableHLO lowering, backend compilation); rest: first call minus those (execution, eager checks, Python; slightly negative when nested jits make the tracing events overlap). "
-          f"Interpreters: " + "; ".join(f"{c}: kdjax from {res['columns'][c]['kdjax_file']}" for c in cols), ""]
+          "(jaxpr tracing, StableHLO lowering, backend compilation); rest: first call minus those (execution, "
+          "eager checks, Python; slightly negative when nested jits make the tracing events overlap). "
+          "Interpreters: " + "; ".join(f"{c}: kdjax from {res['columns'][c]['kdjax_file']}" for c in cols), ""]
     return "\n".join(L) + "\n"
 
 
@@ -351,7 +353,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="2 repeats (default 5)")
     ap.add_argument("--repeats", type=int, help="runs per fresh-process measurement")
-    ap.add_argument("--baseline", default=DEFAULT_BASELINE, help=f"git ref to compare with (default {DEFAULT_BASELINE})")
+    ap.add_argument("--baseline", default=DEFAULT_BASELINE,
+                    help=f"git ref to compare with (default {DEFAULT_BASELINE})")
     ap.add_argument("--no-baseline", action="store_true", help="measure this tree only")
     ap.add_argument("--out", default=os.path.join(HERE, "results_cold"), help="output prefix (.json, .md)")
     args = ap.parse_args(argv)

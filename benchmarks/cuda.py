@@ -43,7 +43,8 @@ def main(argv=None) -> int:
     with open(out + ".json", "w") as fh:
         json.dump(res, fh, indent=1)
     with open(out + ".md", "w") as fh:
-        fh.write(run_all.markdown(res).replace("# kdjax benchmarks", f"# kdjax benchmarks on {res['machine']['gpu'][0]}", 1))
+        title = f"# kdjax benchmarks on {res['machine']['gpu'][0]}"
+        fh.write(run_all.markdown(res).replace("# kdjax benchmarks", title, 1))
     print(f"wrote {out}.json and {out}.md")
     return 0
 

@@ -63,14 +63,13 @@ def _mean_f(b, m, q, V, delta, rho):
 def reference_teacher(alpha, delta, rho, lam, *, damping=0.5, tol=1e-11, max_iter=2000):
     """Logistic teacher by plain damped iteration of (2.2)-(2.3), bias by root finding on (2.4)."""
     m, q, V, b = 0.5, 1.0, 1.0, 0.0
-    quads = 0
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):  # noqa: B007 (the count is returned)
         # (2.4) E[f](b) = 0: E[f] decreases in b and is bounded by 1, so the bracket is safe.
         b = brentq(_mean_f, b - 5.0, b + 5.0, args=(m, q, V, delta, rho), xtol=1e-14, rtol=1e-15)
         # (2.2) conjugates, one quadrature per moment and class
         mh = qh = Vh = 0.0
         for y, w in ((1.0, rho), (-1.0, 1.0 - rho)):
-            mh += w * alpha * _expect(lambda f, D: y * f, y, m, q, b, V, delta)
+            mh += w * alpha * _expect(lambda f, D, y=y: y * f, y, m, q, b, V, delta)
             qh += w * alpha * delta * _expect(lambda f, D: f * f, y, m, q, b, V, delta)
             Vh += w * alpha * delta * _expect(lambda f, D: D, y, m, q, b, V, delta)
         # (2.3)

@@ -115,7 +115,8 @@ def markdown(res: dict) -> str:
         if isinstance(sc, dict):
             for mode, v in sc.items():
                 L.append(f"| grid | teacher sweep cost/point, 10000 / 1000 points ({mode}) "
-                         f"| x{v['ratio_10000_over_1000']:.2f} | flat or falling (<= 1.1) | {_yes(v['flat_or_falling'])} |")
+                         f"| x{v['ratio_10000_over_1000']:.2f} | flat or falling (<= 1.1) "
+                         f"| {_yes(v['flat_or_falling'])} |")
         else:
             L.append(f"| grid | teacher scaling 1000 -> 10000 | not measured ({sc}) | flat or falling | n/a |")
     if "reference" in b and "points" in b["reference"]:
@@ -144,8 +145,9 @@ def markdown(res: dict) -> str:
                  f"| {_yes(r['solves_ratio_grid_over_gradient'] >= 10)} |")
         if "chain" in r:
             c = r["chain"]
-            L.append(f"| recipe | chain: gradient best error - grid best (same solves) "
-                     f"| {c['error_gap_gradient_minus_grid']:+.2e} | <= 0 | {_yes(c['error_gap_gradient_minus_grid'] <= 0)} |")
+            gap = c["error_gap_gradient_minus_grid"]
+            L.append(f"| recipe | chain: gradient best error - grid best (same solves) | {gap:+.2e} | <= 0 "
+                     f"| {_yes(gap <= 0)} |")
     if "cold" in b and "targets" in b["cold"]:
         import cold
 
@@ -181,7 +183,7 @@ def markdown(res: dict) -> str:
                     f"{r['max_iterations']} / {r['mean_iterations']:.1f} |")
 
         for mode, rows in g["teacher"].items():
-            for n, r in rows.items():
+            for r in rows.values():
                 L.append(row(f"teacher sweep {mode} (lam_t, alpha)", r))
         if g.get("teacher_fixed_lam_t"):
             L.append(row("teacher sweep default (alpha, delta), lam_t fixed", g["teacher_fixed_lam_t"]))
@@ -193,7 +195,8 @@ def markdown(res: dict) -> str:
     if "reference" in b and "points" in b["reference"]:
         r = b["reference"]
         L += ["## (c) SciPy reference (quad + brentq, damped iteration) vs kdjax, teacher", "",
-              "| alpha | delta | rho | lam_t | max abs diff | reference | kdjax (median) | ratio | iterations ref / kdjax |",
+              "| alpha | delta | rho | lam_t | max abs diff | reference | kdjax (median) | ratio "
+              "| iterations ref / kdjax |",
               "|---|---|---|---|---|---|---|---|---|"]
         for p in r["points"]:
             q = p["point"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 from _common import mixture, solve_timing, student, student_jit, teacher, teacher_jit, timed
+
 from kdjax.simulate import simulate_student, simulate_teacher
 
 TARGET_RATIO = 1000.0
@@ -42,12 +43,12 @@ def run(quick: bool) -> dict:
     rows = []
     for N, seeds in configs:
         row = dict(N=N, seeds=seeds)
-        sim_t, dt = timed(lambda: simulate_teacher(mix, t, n_features=N, seeds=seeds))
+        sim_t, dt = timed(lambda N=N, seeds=seeds: simulate_teacher(mix, t, n_features=N, seeds=seeds))
         row["teacher"] = dict(sim_s=dt, theory_s=theory["teacher"]["median_s"],
                               ratio=dt / theory["teacher"]["median_s"],
                               agreement=_agree(theory["teacher_result"], sim_t, ("m", "q", "b", "gen_error")))
         print(f"  simulation teacher N={N} x{seeds}: {dt:.1f} s, ratio {row['teacher']['ratio']:.0f}x", flush=True)
-        sim_s, dt = timed(lambda: simulate_student(mix, t, s, n_features=N, seeds=seeds))
+        sim_s, dt = timed(lambda N=N, seeds=seeds: simulate_student(mix, t, s, n_features=N, seeds=seeds))
         row["student"] = dict(sim_s=dt, theory_s=theory["student"]["median_s"],
                               ratio=dt / theory["student"]["median_s"],
                               agreement=_agree(theory["student_result"], sim_s, ("m", "q", "r", "b", "gen_error")))

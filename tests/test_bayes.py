@@ -1,24 +1,25 @@
 """Bayes-optimal baseline and separability threshold of the Gaussian mixture."""
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.optimize import linprog, minimize_scalar
+from scipy.stats import norm
 
-jax.config.update("jax_enable_x64", True)
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from scipy.optimize import linprog, minimize_scalar  # noqa: E402
-from scipy.stats import norm  # noqa: E402
-
-import kdjax  # noqa: E402
-from kdjax import (  # noqa: E402
+import kdjax
+from kdjax import (
     Mixture,
     Student,
+    Teacher,
     bayes_optimal_error,
     bayes_optimal_overlaps,
     gen_error,
     separability_threshold,
+    solve_teacher,
 )
+from kdjax._bayes import free_entropy
+from kdjax._bayes_amp import bayes_amp_error
 
 bo_error = jax.jit(bayes_optimal_error)
 bo_overlaps = jax.jit(bayes_optimal_overlaps)
@@ -149,7 +150,7 @@ def batch():
     deltas = np.concatenate([ref_d, d.ravel(), d.ravel()])
     rhos = np.concatenate([ref_r, r.ravel(), 1.0 - r.ravel()])
     values = np.asarray(jax.jit(jax.vmap(separability_threshold))(deltas, rhos))
-    n_ref, n_grid = len(REFERENCE_POINTS), d.size
+    n_ref = len(REFERENCE_POINTS)
     grid = values[n_ref:].reshape(2, *d.shape)
     return dict(
         reference=values[:n_ref],
@@ -233,10 +234,6 @@ def test_separability_threshold_against_linear_programming(rho):
 
 
 # --- Bayes-optimal classifier with label noise (docs/bayes.md) ---------------------------------
-
-from kdjax import Teacher, solve_teacher  # noqa: E402
-from kdjax._bayes import free_entropy  # noqa: E402
-from kdjax._bayes_amp import bayes_amp_error  # noqa: E402
 
 AMP_POINTS = [(2.0, 1.0, 0.5, 0.2), (3.0, 0.5, 0.3, 0.1), (1.0, 1.0, 0.5, 0.3)]
 CLEAN_POINTS = [(2.0, 1.0, 0.5), (3.0, 0.5, 0.3), (0.6, 0.5, 0.8), (1.5, 1.0, 0.3)]

@@ -1,11 +1,13 @@
 """The documentation names only what exists: every ``kdjax.NAME`` (and ``kdjax.simulate.NAME``)
-in README.md and docs/*.md resolves, the arguments written as ``kdjax.NAME(a, b=...)`` are fields
-or parameters of NAME, and every backticked file path (``kdjax/_generations/kd.py``,
-``src/kdjax/...``, ``tests/...``, a bare ``_losses.py``) is a file of the repository.  Fast: imports
-only, no solve."""
+in README.md, docs/*.md and the docstrings of the modules under src/kdjax resolves, the
+arguments written as ``kdjax.NAME(a, b=...)`` are fields or parameters of NAME, every
+``ClassName`` of a docstring is a class of the package (or a builtin), and every backticked file
+path (``kdjax/_generations/kd.py``, ``src/kdjax/...``, ``tests/...``, a bare ``_losses.py``) is a
+file of the repository.  Fast: imports only, no solve."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import importlib
 import inspect
@@ -52,6 +54,30 @@ def _names():
                 yield f"{doc.name}:{lineno}", match.group(1), match.group(2), doc.parent.name == "docs"
 
 
+SOURCES = sorted((ROOT / "src" / "kdjax").rglob("*.py"))
+
+
+def _docstrings():
+    """``(where, text)`` of every module, class and function docstring under src/kdjax."""
+    for path in SOURCES:
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                text = ast.get_docstring(node, clean=False)
+                if text:
+                    lineno = node.body[0].lineno
+                    yield f"{path.relative_to(ROOT)}:{lineno}", text
+
+
+def _docstring_names():
+    for where, text in _docstrings():
+        for match in NAME.finditer(text):
+            if text[match.end():match.end() + 1] == "*":
+                continue  # a pattern such as ``kdjax._*``
+            # positional names in docstrings are the caller's variables (as in README examples)
+            yield where, match.group(1), match.group(2), False
+
+
 def _paths():
     for doc in DOCS:
         for lineno, line in enumerate(doc.read_text().splitlines(), start=1):
@@ -61,9 +87,9 @@ def _paths():
                     yield f"{doc.name}:{lineno}", token
 
 
-def test_every_kdjax_name_in_the_docs_exists():
+def _missing(names) -> list[str]:
     missing = []
-    for where, dotted, call, strict in _names():
+    for where, dotted, call, strict in names:
         try:
             obj = _resolve(dotted)
         except (AttributeError, ImportError) as err:
@@ -82,6 +108,38 @@ def test_every_kdjax_name_in_the_docs_exists():
             name = arg.split("=")[0].strip() if "=" in arg else (arg if strict else None)
             if name and IDENT.match(name) and name not in known:
                 missing.append(f"{where}: kdjax{dotted} has no parameter {name!r} (has {sorted(known)})")
+    return missing
+
+
+def test_every_kdjax_name_in_the_docs_exists():
+    missing = _missing(_names())
+    assert not missing, "\n".join(missing)
+
+
+def test_every_kdjax_name_in_the_docstrings_exists():
+    """``kdjax.NAME`` (and ``kdjax.NAME(keyword=...)``) in the docstrings of the package."""
+    missing = _missing(_docstring_names())
+    assert not missing, "\n".join(missing)
+
+
+CLASS = re.compile(r"``([A-Z][a-z]\w*[a-z]\w*)(?:\.\w+)?(?:\([^`]*\))?``")
+NOT_KDJAX = {"Phi", "Xi_row", "Figure"}  # maths (the normal cdf, a row of Xi) and matplotlib's Figure
+
+
+def test_every_backticked_class_name_in_the_docstrings_exists():
+    """A ``ClassName`` in a docstring is a class of the package (``TeacherResult``, ``Inheritance``)
+    or a builtin (``ValueError``, ``None``)."""
+    import builtins
+
+    modules = [builtins]
+    for path in SOURCES:
+        parts = path.relative_to(ROOT / "src").with_suffix("").parts
+        modules.append(importlib.import_module(".".join(p for p in parts if p != "__init__")))
+    missing = []
+    for where, text in _docstrings():
+        for name in CLASS.findall(text):
+            if name not in NOT_KDJAX and not any(hasattr(m, name) for m in modules):
+                missing.append(f"{where}: {name}")
     assert not missing, "\n".join(missing)
 
 
@@ -134,6 +192,7 @@ def test_the_check_sees_the_docs():
     """Guard against a silently empty scan."""
     assert any(d.name == "model.md" for d in DOCS)
     assert sum(1 for _ in _names()) > 20 and sum(1 for _ in _paths()) > 10
+    assert sum(1 for _ in _docstring_names()) > 20
 
 
 if __name__ == "__main__":

@@ -4,6 +4,9 @@ import importlib.util
 import pathlib
 
 import jax
+import pytest
+
+pytestmark = pytest.mark.slow  # long-running: `pytest -m slow`
 
 
 def _example():

@@ -10,6 +10,8 @@ import pytest
 
 from kdjax import Mixture, SolverConfig, Student, Teacher, solve_student
 
+pytestmark = pytest.mark.slow  # long-running: `pytest -m slow`
+
 NAMES = ("lam_t", "temperature", "hard_weight", "lam_s", "alpha", "delta", "gamma")
 CONFIG = SolverConfig(tol=1e-12)
 
@@ -36,7 +38,8 @@ def _compiled(loss, data, who):
     def f(theta, rho, alpha_s):
         v = dict(zip(NAMES, theta))
         mix, t = Mixture(v["alpha"], v["delta"], rho), Teacher(loss, v["lam_t"])
-        s = Student(v["gamma"], v["temperature"], v["hard_weight"], v["lam_s"], data, alpha_s if data == "fresh" else None)
+        s = Student(v["gamma"], v["temperature"], v["hard_weight"], v["lam_s"], data,
+                    alpha_s if data == "fresh" else None)
         res = solve_student(mix, t, s, CONFIG, throw=False)
         return res.gen_error if who == "student" else res.teacher.gen_error
 

@@ -18,16 +18,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import solve_recording
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import kdjax
 import kdjax.cli
-from conftest import solve_recording
 from kdjax import Mixture, SolverConfig, Student, Teacher, solve_student, solve_teacher
 from kdjax.simulate import simulate_student, simulate_teacher
 
-jax.config.update("jax_enable_x64", True)
+pytestmark = pytest.mark.slow  # long-running: `pytest -m slow`
 
 CHEAP = settings(max_examples=25, deadline=None, derandomize=True, database=None)
 TOL = SolverConfig().tol
@@ -52,7 +52,8 @@ def loud_or_clean(result, messages, fields):
     if bool(result.converged):
         assert not messages, messages
         assert all(math.isfinite(v) for v in values.values()), values
-        state = [abs(float(getattr(result, k))) for k in ("m", "q", "r", "b", "V", "V_st") if getattr(result, k, None) is not None]
+        state = [abs(float(getattr(result, k))) for k in ("m", "q", "r", "b", "V", "V_st")
+                 if getattr(result, k, None) is not None]
         assert float(result.residual) <= TOL * (1.0 + max(state)), float(result.residual)
         assert 0.0 <= values["gen_error"] <= 1.0 and values["m"] ** 2 <= values["q"] * (1 + 1e-9), values
         return True
@@ -161,7 +162,8 @@ def hinge_default():
 
 def test_iteration_limit_is_never_reported_converged_under_vmap(hinge_default):
     cols = [jnp.asarray([p[i] for p in LIMIT_POINTS]) for i in range(4)]
-    batched = jax.jit(jax.vmap(lambda a, d, r, l: solve_teacher(Mixture(a, d, r), Teacher("hinge", l), TIGHT, throw=False)))
+    batched = jax.jit(jax.vmap(
+        lambda a, d, r, l: solve_teacher(Mixture(a, d, r), Teacher("hinge", l), TIGHT, throw=False)))
     res = batched(*cols)
     budget = TIGHT.max_steps + 64 + TIGHT.max_steps  # damped, Newton (fixed 64), damped
     limited = 0
@@ -174,7 +176,8 @@ def test_iteration_limit_is_never_reported_converged_under_vmap(hinge_default):
             assert finite
             assert float(res.residual[i]) <= TIGHT.tol * (1 + np.max(np.abs(x)))
             ref = hinge_default[i]
-            np.testing.assert_allclose(x, [float(ref.m), float(ref.q), float(ref.V), float(ref.b)], rtol=1e-8, atol=1e-10)
+            np.testing.assert_allclose(x, [float(ref.m), float(ref.q), float(ref.V), float(ref.b)],
+                                       rtol=1e-8, atol=1e-10)
         else:
             limited += finite
             # a flagged point: its residual really is above the tolerance, or it has no minimiser
@@ -199,7 +202,8 @@ def test_student_iteration_limit_is_flagged_and_warns():
         assert w
     else:
         ref = solve_student(mix, teacher, student)
-        np.testing.assert_allclose([float(r.m), float(r.q), float(r.r)], [float(ref.m), float(ref.q), float(ref.r)], rtol=1e-8)
+        np.testing.assert_allclose([float(r.m), float(r.q), float(r.r)], [float(ref.m), float(ref.q), float(ref.r)],
+                                   rtol=1e-8)
 
 
 @pytest.mark.parametrize("argv", [
@@ -242,7 +246,8 @@ NEAR = [
     ("student same a=1.02 gamma", Mixture(0.51, 1.0), Teacher("logistic", 0.1), Student(0.5, 2.0, 0.0, 1e-5), "solve"),
     ("student fresh a_s=1.025 gamma", Mixture(2.0, 1.0, 0.4), Teacher("logistic", 0.1),
      Student(0.8, 1.0, 0.3, 1e-5, "fresh", 0.82), "solve"),
-    ("student lam0 a=0.99 gamma", Mixture(0.99 * 0.5, 1.0), Teacher("logistic", 0.1), Student(0.5, 2.0, 0.5, 0.0), "refuse"),
+    ("student lam0 a=0.99 gamma", Mixture(0.99 * 0.5, 1.0), Teacher("logistic", 0.1),
+     Student(0.5, 2.0, 0.5, 0.0), "refuse"),
     ("hard student 0.97 threshold", Mixture(0.97 * HARD_STUDENT, 1.0), Teacher("logistic", 0.1),
      Student(0.5, 1.0, 1.0, 0.0), "refuse"),
     ("hard student 1.05 threshold", Mixture(1.05 * HARD_STUDENT, 1.0), Teacher("logistic", 0.1),

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
 import kdjax
 from kdjax import Mixture, Student, Teacher
-
-jax.config.update("jax_enable_x64", True)
 
 FIELDS = ("gen_error", "m", "q", "b", "train_error", "train_loss")
 
@@ -48,6 +45,7 @@ def _agrees(theory, sim, fields, allowance):
         assert abs(th - mu) <= 3 * se + allowance * (abs(th) + 1), (f, th, mu, se)
 
 
+@pytest.mark.slow  # also the `eta=` rows of `kdjax validate`
 @pytest.mark.parametrize("data", ["same", "fresh"])
 def test_noisy_teacher_and_student_agree_with_simulation(data):
     mix, teacher = Mixture(3.0, 1.0, 0.5, 0.2), Teacher("logistic", 0.1)
@@ -61,6 +59,7 @@ def test_noisy_teacher_and_student_agree_with_simulation(data):
     assert float(theory.teacher.gen_error) > float(clean.gen_error) + 0.05
 
 
+@pytest.mark.slow
 def test_error_is_differentiable_in_the_noise_level():
     teacher, student = Teacher("logistic", 0.1), Student(0.5, 2.0, 0.3, 0.01)
     err = lambda eta: kdjax.solve_student(Mixture(2.0, 1.0, 0.5, eta), teacher, student).gen_error

@@ -11,8 +11,6 @@ import pytest
 import kdjax
 from kdjax import KD, Hinge, Logistic, Loss, Mixture, Square, Teacher
 
-jax.config.update("jax_enable_x64", True)
-
 OMEGA = jnp.linspace(-6.0, 6.0, 13)
 LOSSES = [Logistic(), Square(), Hinge()]
 
@@ -32,8 +30,8 @@ def test_hinge_prox_minimises_its_objective(V):
     grid = jnp.linspace(-10.0, 10.0, 200001)
     for y in (1.0, -1.0):
         h = Hinge().prox(OMEGA, V, y)
-        obj = lambda u, o: (u - o) ** 2 / (2 * V) + Hinge().value(u, y)
-        best = jax.vmap(lambda o: jnp.min(obj(grid, o)))(OMEGA)
+        obj = lambda u, o, y=y: (u - o) ** 2 / (2 * V) + Hinge().value(u, y)
+        best = jax.vmap(lambda o, obj=obj: jnp.min(obj(grid, o)))(OMEGA)
         assert float(jnp.max(obj(h, OMEGA) - best)) <= 1e-9
 
 

@@ -1,18 +1,16 @@
 """Observables from overlaps: test error, bivariate normal CDF, teacher-student agreement."""
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.integrate import quad
+from scipy.stats import multivariate_normal, norm
 
-jax.config.update("jax_enable_x64", True)
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from scipy.integrate import quad  # noqa: E402
-from scipy.stats import multivariate_normal, norm  # noqa: E402
-
-from kdjax._observables import agreement, bivariate_normal_cdf, gen_error  # noqa: E402
+from kdjax import agreement, gen_error
+from kdjax._observables import bivariate_normal_cdf
 
 bvn = jax.jit(bivariate_normal_cdf)
 bvn_grad = jax.jit(jax.grad(bivariate_normal_cdf, argnums=(0, 1, 2)))

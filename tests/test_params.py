@@ -8,8 +8,6 @@ import pytest
 
 from kdjax import Logistic, Mixture, SolverConfig, Student, Teacher
 
-jax.config.update("jax_enable_x64", True)
-
 
 def test_numbers_are_leaves_and_names_are_static():
     s = Student(0.5, 2.0, 0.3, 0.01, "fresh", 2.0)

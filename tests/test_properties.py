@@ -30,15 +30,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import solve_recording
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import kdjax
 import kdjax.cli
-from conftest import solve_recording
 from kdjax import Mixture, SolverConfig, Student, Teacher, solve_student, solve_teacher
 
-jax.config.update("jax_enable_x64", True)
+pytestmark = pytest.mark.slow  # long-running: `pytest -m slow`
 
 LOSSES = ("logistic", "square", "hinge")
 TOL = SolverConfig().tol
@@ -364,8 +364,9 @@ def test_separability_threshold_bounds_symmetry_and_monotonicity(d1, d2, rho):
 
 # --------------------------------------------------------------------------- input validation
 
-POSITIVE_INVALID = st.one_of(st.floats(max_value=0.0, allow_nan=False), st.sampled_from([math.nan, math.inf, -math.inf]))
-NONNEG_INVALID = st.one_of(st.floats(max_value=-1e-300, allow_nan=False), st.sampled_from([math.nan, math.inf, -math.inf]))
+NONFINITE = st.sampled_from([math.nan, math.inf, -math.inf])
+POSITIVE_INVALID = st.one_of(st.floats(max_value=0.0, allow_nan=False), NONFINITE)
+NONNEG_INVALID = st.one_of(st.floats(max_value=-1e-300, allow_nan=False), NONFINITE)
 UNIT_OPEN_INVALID = st.one_of(st.floats(max_value=0.0, allow_nan=False), st.floats(min_value=1.0),
                               st.sampled_from([math.nan, -math.inf]))
 UNIT_CLOSED_INVALID = st.one_of(st.floats(max_value=-1e-300, allow_nan=False), st.floats(min_value=1.0 + 1e-12),

@@ -9,8 +9,6 @@ import pytest
 
 from kdjax._quadrature import gauss_hermite, gauss_legendre, safe_sqrt, sinh_rule
 
-jax.config.update("jax_enable_x64", True)
-
 
 @pytest.mark.parametrize("k", [0, 2, 4, 10])
 def test_gauss_hermite_gives_the_normal_moments(k):

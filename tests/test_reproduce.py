@@ -20,7 +20,7 @@ from kdjax.paper import _common, double_descent, temperature
 FIGURES = ["fig1_inheritance.png", "fig2_limited_by_teacher.png", "fig3_double_descent.png",
            "fig4_temperature.png", "fig5_theory_vs_simulation.png", "fig6_self_distillation.png"]
 CSVS = ["fig1_kd_student.csv", "fig1_hard_student.csv", "fig1_reference.csv",
-        "fig1_simulation.csv", "fig2_best_over_temperature.csv", "fig2_optimal_lam_t.csv",
+        "fig1_label_noise.csv", "fig1_simulation.csv", "fig2_best_over_temperature.csv", "fig2_optimal_lam_t.csv",
         "fig3_double_descent.csv", "fig3_peaks.csv", "fig3_simulation.csv",
         "fig4_error_vs_temperature.csv", "fig4_optimal_map.csv", "fig5_theory_vs_simulation.csv",
         "fig6_error_vs_depth.csv", "fig6_optimal_schedule.csv", "fig6_gain_map.csv"]
@@ -147,6 +147,37 @@ def test_hard_label_student_and_bayes_references_equal_direct_computations(repro
     kd = read(out, "fig1_kd_student.csv")
     assert ref["bayes_error"] < kd["teacher_error"].min()
     assert ref["student_bayes_error"] < kd["student_error"].min()
+
+
+def test_label_noise_panel_carries_the_bayes_error_of_its_noisy_mixture(reproduction):
+    """Figure 1's right panel (labels flipped with probability eta): its Bayes-optimal values are
+    ``kdjax.bayes_optimal_error`` of the noisy mixture, not of the clean one, and bound its errors."""
+    out, _, _ = reproduction
+    ref = reference(out)
+    noise = read(out, "fig1_label_noise.csv")
+    np.testing.assert_array_equal(noise["lam_t"], np.asarray(PLAN.lam_t))
+    assert np.all(noise["label_noise"] == PLAN.noise_eta) and PLAN.noise_eta > 0
+    assert np.all(noise["temperature"] == PLAN.noise_temperature)
+    eta, g = float(noise["label_noise"][0]), ref["gamma"]
+    noisy = kdjax.Mixture(ref["alpha"], ref["delta"], ref["rho"], eta)
+    clean = kdjax.Mixture(ref["alpha"], ref["delta"], ref["rho"])
+    bayes, bayes_clean = float(kdjax.bayes_optimal_error(noisy)), float(kdjax.bayes_optimal_error(clean))
+    seen = kdjax.Mixture(ref["alpha"] / g, ref["delta"] / g, ref["rho"], eta)
+    assert np.all(np.abs(noise["bayes_error"] - bayes) < 1e-12)
+    assert np.all(np.abs(noise["student_bayes_error"] - float(kdjax.bayes_optimal_error(seen))) < 1e-12)
+    assert np.all(noise["clean_bayes_error"] == ref["bayes_error"])
+    assert abs(bayes_clean - ref["bayes_error"]) < 1e-12 and bayes > bayes_clean + 1e-3
+    # the panel's errors are noisy solves, bounded below by the noisy baselines
+    k = len(noise["lam_t"]) // 2
+    s = kdjax.solve_student(noisy, kdjax.Teacher("logistic", float(noise["lam_t"][k])),
+                            kdjax.Student(gamma=g, temperature=PLAN.noise_temperature))
+    assert abs(float(s.gen_error) - noise["student_error"][k]) < TOL
+    assert abs(float(s.teacher.gen_error) - noise["teacher_error"][k]) < TOL
+    assert bayes < noise["teacher_error"].min()
+    assert noise["student_bayes_error"][0] < noise["student_error"].min()
+    with open(os.path.join(out, "report.md")) as fh:
+        text = fh.read()
+    assert f"Bayes-optimal error {bayes:.4f} on the full input (clean labels: {bayes_clean:.4f})" in text
 
 
 def test_double_descent_rows_equal_direct_solves_same_and_fresh(reproduction):

@@ -8,27 +8,19 @@ rho, delta, lam, T, a are pytree leaves and do not recompile.
 import functools
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.svm import SVC
 
-jax.config.update("jax_enable_x64", True)
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.svm import SVC  # noqa: E402
-
-from kdjax._observables import agreement  # noqa: E402
-from kdjax._params import Mixture, Student, Teacher  # noqa: E402
-from kdjax._simulate import (  # noqa: E402
+from kdjax import Mixture, Student, Teacher, agreement
+from kdjax._simulate import _draw, _fit_student, _fit_teacher, _generation_data, _seed_keys
+from kdjax.simulate import (
     ChainSimulation,
     GenerationSimulation,
     StudentSimulation,
     TeacherSimulation,
-    _draw,
-    _fit_student,
-    _fit_teacher,
-    _generation_data,
-    _seed_keys,
     simulate_chain,
     simulate_student,
     simulate_teacher,

@@ -11,8 +11,6 @@ import kdjax
 from kdjax import RESULTS, Mixture, SolverConfig, Student, Teacher
 from kdjax._solve import solve_fixed_point
 
-jax.config.update("jax_enable_x64", True)
-
 
 def test_an_oscillating_map_is_not_reported_converged():
     """``F(x) = -sign(x)`` has no fixed point: the iterates oscillate around 0 with shrinking damped

@@ -14,7 +14,8 @@ from kdjax import Mixture, SolverConfig, Student, Teacher, solve_student, solve_
 def test_self_distillation_without_hard_labels_returns_the_teacher(loss, lam_t, alpha, T):
     r = solve_student(Mixture(alpha, 1.0, 0.4), Teacher(loss, lam_t), Student(1.0, T, 0.0, 0.0))
     t = r.teacher
-    np.testing.assert_allclose([r.m, r.q, r.r, r.b, r.gen_error], [t.m, t.q, t.q, t.b, t.gen_error], rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose([r.m, r.q, r.r, r.b, r.gen_error], [t.m, t.q, t.q, t.b, t.gen_error],
+                               rtol=1e-8, atol=1e-9)
     assert abs(float(r.agreement) - 1.0) < 1e-6
     assert bool(r.converged)
 
@@ -28,7 +29,8 @@ def test_hard_label_student_is_a_rescaled_teacher_and_ignores_the_temperature(da
     a = solve_student(mix, Teacher("logistic", 0.1), Student(temperature=0.5, **kw))
     b = solve_student(mix, Teacher("square", 1.0), Student(temperature=4.0, **kw))
     ref = solve_teacher(Mixture(alpha_st / gamma, mix.delta / gamma, mix.rho), Teacher("logistic", lam_s / gamma**2))
-    np.testing.assert_allclose([a.m, a.q, a.b, a.gen_error], [ref.m, ref.q / gamma, ref.b, ref.gen_error], rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose([a.m, a.q, a.b, a.gen_error], [ref.m, ref.q / gamma, ref.b, ref.gen_error],
+                               rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose([a.m, a.q, a.b], [b.m, b.q, b.b], rtol=1e-7, atol=1e-9)
 
 
@@ -57,7 +59,8 @@ def test_label_flip_symmetry():
     kw = dict(gamma=0.7, temperature=2.0, hard_weight=0.3, lam=0.02)
     a = solve_student(Mixture(2.0, 1.0, 0.3), Teacher("logistic", 0.1), Student(**kw))
     b = solve_student(Mixture(2.0, 1.0, 0.7), Teacher("logistic", 0.1), Student(**kw))
-    np.testing.assert_allclose([a.m, a.q, a.r, a.gen_error, a.agreement], [b.m, b.q, b.r, b.gen_error, b.agreement], rtol=1e-7)
+    np.testing.assert_allclose([a.m, a.q, a.r, a.gen_error, a.agreement], [b.m, b.q, b.r, b.gen_error, b.agreement],
+                               rtol=1e-7)
     np.testing.assert_allclose(a.b, -b.b, atol=1e-9)
 
 
@@ -88,7 +91,7 @@ def test_invalid_student_input_names_the_parameter(kwargs, needle):
 
 
 def test_no_minimiser_regimes_of_the_student_are_refused():
-    mix, t = Mixture(2.0, 1.0), Teacher("logistic", 0.1)
+    t = Teacher("logistic", 0.1)
     with pytest.raises(ValueError, match="separable"):
         # hard labels: alpha/gamma = 2 < alpha*(delta/gamma = 1) = 3.70
         solve_student(Mixture(1.0, 0.5), t, Student(0.5, 1.0, 1.0, 0.0))

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import kdjax
-from kdjax.cli import main
 from kdjax import optimize_kd, sweep
+from kdjax.cli import main
 
 MIX, TEACHER = kdjax.Mixture(2.0, 1.0), kdjax.Teacher("logistic", 0.1)
 
@@ -97,6 +97,7 @@ def test_cli_sweep_writes_json_and_rejects_malformed_files(tmp_path, capsys):
     assert main(["sweep", "--grid-file", str(bad)]) == 2
 
 
+@pytest.mark.slow
 def test_gradient_search_reaches_the_grid_optimum_with_fewer_solves():
     # The teacher's own best ridge on an imbalanced mixture: a dense grid against the gradient search.
     mix = kdjax.Mixture(2.0, 1.0, 0.3)
@@ -109,6 +110,7 @@ def test_gradient_search_reaches_the_grid_optimum_with_fewer_solves():
     assert best.path["gen_error"][-1] <= best.path["gen_error"][0]
 
 
+@pytest.mark.slow
 def test_balanced_teacher_is_best_at_infinite_ridge_where_it_is_bayes_optimal():
     # Balanced mixture: the error decreases with lam_t towards the Bayes-optimal error.
     best = optimize_kd(MIX, kdjax.Teacher("logistic", 1.0), None, ("lam_t",), objective="teacher")

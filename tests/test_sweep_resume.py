@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import kdjax
-from kdjax._sweep import sweep
+from kdjax import sweep
 from kdjax.cli import main
 
 SRC = str(pathlib.Path(__file__).resolve().parents[1] / "src")
@@ -127,24 +127,23 @@ def test_json_output_comes_from_the_table_at_the_end(tmp_path, reference):
     assert data["teacher_result"] == [0] * N  # kdjax.RESULTS.successful
 
 
-def test_the_progress_bar_shows_rate_and_time_left_on_a_terminal_only(monkeypatch):
-    import io
+def test_progress_true_draws_a_tqdm_bar_on_stderr_and_a_callable_is_called_per_chunk(capsys):
+    mix, teacher = kdjax.Mixture(2.0, 1.0), kdjax.Teacher("logistic", 0.1)
+    grid = {"lam_t": [0.01, 0.1, 1.0], "alpha": [0.5, 1.0, 2.0, 4.0]}
+    capsys.readouterr()
+    quiet = sweep(mix, teacher, None, grid, chunk_size=2, progress=False)
+    assert capsys.readouterr().err == ""
+    shown = sweep(mix, teacher, None, grid, chunk_size=2, progress=True)
+    err = capsys.readouterr().err
+    assert "sweep" in err and f"{N}/{N}" in err and "100%" in err and "pt/s" in err, err
+    calls = []
+    sweep(mix, teacher, None, grid, chunk_size=2, progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(d, N) for d in range(2, N + 1, 2)] and capsys.readouterr().err == ""
+    assert np.array_equal(quiet.gen_error, shown.gen_error)
+    with pytest.raises(ValueError, match="progress must be"):
+        sweep(mix, teacher, None, grid, progress="yes")
 
-    from kdjax import cli
 
-    class Terminal(io.StringIO):
-        def isatty(self):
-            return True
-
-    clock = iter([100.0, 102.0, 104.0])
-    monkeypatch.setattr(cli.time, "monotonic", lambda: next(clock))
-    tty, pipe = Terminal(), io.StringIO()
-    bar, quiet = cli._progress_bar("sweep", tty), cli._progress_bar("sweep", pipe)
-    for done in (10, 20, 30):
-        bar(done, 30)
-        quiet(done, 30)
-    assert pipe.getvalue() == ""
-    lines = tty.getvalue().split("\r")
-    assert "10/30 --/s -- left" in lines[1]
-    assert "20/30 5/s 0:02 left" in lines[2]  # 10 points in 2 s since the first chunk, 10 to go
-    assert "30/30 5/s 0:00 left" in lines[3] and tty.getvalue().endswith("\n")
+def test_the_cli_bar_is_drawn_on_a_terminal_only(tmp_path, capsys, reference):
+    assert main(["sweep", *GRID, "--chunk-size", "2", "--out", str(tmp_path / "t.csv")]) == 0
+    assert capsys.readouterr().err == ""  # stderr is not a terminal here

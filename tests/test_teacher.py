@@ -30,7 +30,8 @@ def test_square_loss_matches_its_closed_form(alpha, delta, rho, lam):
     assert bool(r.converged)
 
 
-@pytest.mark.parametrize("loss,lam,alpha", [("logistic", 0.1, 3.0), ("logistic", 0.0, 5.0), ("hinge", 0.1, 2.0), ("square", 0.01, 1.5)])
+@pytest.mark.parametrize("loss,lam,alpha", [("logistic", 0.1, 3.0), ("logistic", 0.0, 5.0), ("hinge", 0.1, 2.0),
+                                            ("square", 0.01, 1.5)])
 def test_defaults_are_converged_to_1e8(loss, lam, alpha):
     mix, t = Mixture(alpha, 1.0, 0.4), Teacher(loss, lam)
     base = solve_teacher(mix, t)
@@ -53,7 +54,8 @@ def test_hinge_closed_form_pieces_agree_with_quadrature():
 def test_label_flip_symmetry_rho_to_one_minus_rho_flips_bias():
     a = solve_teacher(Mixture(2.0, 1.0, 0.3), Teacher("logistic", 0.2))
     b = solve_teacher(Mixture(2.0, 1.0, 0.7), Teacher("logistic", 0.2))
-    np.testing.assert_allclose([a.m, a.q, a.gen_error, a.train_error], [b.m, b.q, b.gen_error, b.train_error], rtol=1e-9)
+    np.testing.assert_allclose([a.m, a.q, a.gen_error, a.train_error], [b.m, b.q, b.gen_error, b.train_error],
+                               rtol=1e-9)
     np.testing.assert_allclose(a.b, -b.b, atol=1e-10)
 
 
@@ -110,7 +112,8 @@ def test_no_finite_minimiser_is_flagged_under_vmap():
 
 
 def test_iteration_limit_is_never_reported_converged():
-    r = kdjax.solve_teacher(Mixture(2.0, 1.0), Teacher("logistic", 1e-3), SolverConfig(max_steps=2, tol=1e-14), throw=False)
+    r = kdjax.solve_teacher(Mixture(2.0, 1.0), Teacher("logistic", 1e-3), SolverConfig(max_steps=2, tol=1e-14),
+                            throw=False)
     # Two damped steps and at most 64 Newton steps: if Newton fails the flag must say so.
     assert bool(r.converged) == bool(r.residual <= 1e-12)
 

@@ -14,11 +14,21 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kdjax import Mixture, SolverConfig, Student, Teacher
+from kdjax import (
+    Mixture,
+    SolverConfig,
+    Student,
+    Teacher,
+    agreement,
+    bayes_optimal_error,
+    bayes_optimal_overlaps,
+    gen_error,
+    separability_threshold,
+    solve_teacher,
+    sweep,
+)
 from kdjax.cli import build_parser, main
-from kdjax._params import check_instance
-
-jax.config.update("jax_enable_x64", True)
+from kdjax.simulate import simulate_student, simulate_teacher
 
 
 def one_line_error(make) -> str:
@@ -87,7 +97,9 @@ def test_solver_config_takes_numpy_integers_and_stays_hashable():
     (lambda: SolverConfig(tol=np.array([1e-9, 1e-8])), "tol must be a real number (static)"),
     (lambda: SolverConfig(damping=False), "damping must be a real number"),
     (lambda: Teacher(["logistic"], 0.1), "teacher loss must be one of"),
-    (lambda: check_instance("mixture", (2.0, 1.0), Mixture), "mixture must be a Mixture, got (2.0, 1.0)"),
+    (lambda: solve_teacher((2.0, 1.0), Teacher("logistic", 0.1)), "mixture must be a Mixture, got (2.0, 1.0)"),
+    (lambda: sweep((2.0, 1.0), Teacher("logistic", 0.1), None, {"lam_t": [0.1]}), "mixture must be a Mixture"),
+    (lambda: sweep(Mixture(2.0, 1.0), "logistic", None, {"lam_t": [0.1]}), "teacher must be a Teacher"),
 ])
 def test_static_fields_and_types_are_checked_by_name(make, message):
     assert message in one_line_error(make)
@@ -156,7 +168,8 @@ GRID_FILES = [
     ("grid.json", '{"alpha": [1, true]}', "grid field 'alpha': expected a non-empty list of numbers, got True"),
     ("grid.json", '{"alpha": [1, "2"]}', "grid field 'alpha': expected a non-empty list of numbers, got '2'"),
     ("grid.json", '{"alpha": false}', "grid field 'alpha': expected a list of numbers or a string, got bool"),
-    ("grid.toml", "[grid]\nalpha = []\n", "grid field 'alpha': expected a non-empty list of numbers, got an empty list"),
+    ("grid.toml", "[grid]\nalpha = []\n",
+     "grid field 'alpha': expected a non-empty list of numbers, got an empty list"),
     ("grid.toml", "[grid]\nalpha = {lo = 1}\n", "grid field 'alpha': expected a list of numbers or a string, got dict"),
     ("grid.toml", 'alpha = "lin:1:2:x"\n', "grid field 'alpha': cannot read 'lin:1:2:x'"),
     ("grid.toml", "alpa = [1.0]\n", "grid field 'alpa' is not a parameter"),
@@ -186,9 +199,6 @@ def test_cli_reproduce_rejects_an_output_folder_it_cannot_create(tmp_path, capsy
 
 
 # --------------------------------------------------------------------------- simulations, baselines, observables
-
-from kdjax import agreement, bayes_optimal_error, bayes_optimal_overlaps, gen_error, separability_threshold  # noqa: E402
-from kdjax.simulate import simulate_student, simulate_teacher  # noqa: E402
 
 SIM = dict(mixture=Mixture(2.0, 1.0), teacher=Teacher("logistic", 0.1))
 SIM_ERRORS = [
@@ -273,7 +283,8 @@ def test_observables_accept_the_cauchy_schwarz_boundary_and_stay_traceable():
     same = dict(m_t=0.5, q_t=0.3, b_t=0.1, m_s=0.5, q_s=0.3, r=0.3 * (1 + 1e-15), b_s=0.1, delta=1.0, rho=0.4)
     assert float(agreement(**same)) == 1.0
     # traced inputs skip the checks: jit, grad and vmap go through the public functions
-    assert float(jax.jit(gen_error)(0.5, 1.0, 0.1, 1.0, 0.3)) == pytest.approx(float(gen_error(0.5, 1.0, 0.1, 1.0, 0.3)))
+    args = (0.5, 1.0, 0.1, 1.0, 0.3)
+    assert float(jax.jit(gen_error)(*args)) == pytest.approx(float(gen_error(*args)))
     assert np.isfinite(float(jax.grad(gen_error, argnums=(1,))(0.5, 1.0, 0.1, 1.0, 0.3)[0]))
     pair = list(GOOD_PAIR.values())
     rs = jnp.asarray([0.2, 0.6])

@@ -6,17 +6,33 @@ public face; the implementation lives in the private ``kdjax._*`` modules.
 
 from . import simulate
 from ._bayes import BayesOverlaps, bayes_optimal_error, bayes_optimal_overlaps
-from ._losses import KD, Hinge, KDLoss, Logistic, Loss, Moments, Square
 from ._cache import enable_compilation_cache
+from ._generations import (
+    ChainResult,
+    FreshInputs,
+    GenerationResult,
+    SameInputs,
+    StudentState,
+    TeacherState,
+    solve_chain,
+    solve_student,
+    solve_teacher,
+)
+from ._losses import KD, Hinge, KDLoss, Logistic, Loss, Moments, Square
 from ._observables import agreement, gen_error
 from ._optimize import BestTeacher, KDOptimum, best_teacher, optimize_kd
 from ._params import Mixture, SolverConfig, Student, Teacher
 from ._regimes import has_finite_minimiser, separability_threshold
-from ._simulate import StudentSimulation, TeacherSimulation, simulate_student, simulate_teacher
-from ._simulate import ChainSimulation, GenerationSimulation, simulate_chain
+from ._simulate import (
+    ChainSimulation,
+    GenerationSimulation,
+    StudentSimulation,
+    TeacherSimulation,
+    simulate_chain,
+    simulate_student,
+    simulate_teacher,
+)
 from ._solve import RESULTS, SolveError
-from ._generations import FreshInputs, GenerationResult, SameInputs, StudentState, TeacherState
-from ._generations import ChainResult, solve_chain, solve_student, solve_teacher
 from ._sweep import sweep
 
 TeacherResult = StudentResult = GenerationResult  # one result type for every generation
@@ -24,8 +40,8 @@ TeacherResult = StudentResult = GenerationResult  # one result type for every ge
 __all__ = [
     "Mixture", "Teacher", "Student", "SolverConfig",
     "Loss", "Logistic", "Square", "Hinge", "KDLoss", "KD", "Moments",
-    "solve_teacher", "solve_student", "solve_chain", "ChainResult", "GenerationResult", "TeacherResult", "StudentResult", "TeacherState",
-    "StudentState", "SameInputs", "FreshInputs",
+    "solve_teacher", "solve_student", "solve_chain", "ChainResult", "GenerationResult", "TeacherResult",
+    "StudentResult", "TeacherState", "StudentState", "SameInputs", "FreshInputs",
     "RESULTS", "SolveError", "has_finite_minimiser", "separability_threshold",
     "sweep", "optimize_kd", "best_teacher", "KDOptimum", "BestTeacher",
     "gen_error", "agreement", "bayes_optimal_error", "bayes_optimal_overlaps", "BayesOverlaps",

@@ -81,7 +81,7 @@ def bayes_amp(x, y_obs, delta: float, rho: float, eta: float, *, max_iter: int =
     s_v_sum = 0.0
     change = np.inf
     it = 0
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):  # noqa: B007 (the count is returned)
         # v side from the current label estimates (the Onsager term uses the v_hat they came from)
         s_y = 1.0 - y_hat**2
         b_v = x.T @ y_hat / (sqrt_n * delta) - (s_y.sum() / (N * delta)) * v_hat

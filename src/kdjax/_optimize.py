@@ -14,17 +14,15 @@ from __future__ import annotations
 
 from functools import lru_cache, partial
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-import equinox as eqx
-
+from ._generations import solve_student, solve_teacher
 from ._params import Mixture, SolverConfig, Student, Teacher, check_integer, check_range
-from ._generations import solve_student
 from ._sweep import parameter, solve, students_of, with_values
-from ._generations import solve_teacher
 
 _LOG = ("lam_t", "temperature", "lam_s", "alpha", "delta", "alpha_s")
 _LOGIT = ("hard_weight", "rho", "gamma")

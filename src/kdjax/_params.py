@@ -1,8 +1,9 @@
 """Model parameters as equinox modules (frozen pytrees with static fields).
 
 Numbers are pytree leaves (differentiable, vmappable); the teacher's loss (a ``kdjax.Loss``
-object), the data mode and the solver settings are static fields.  Constructors validate concrete (non-traced) values eagerly and raise a
-one-line ``ValueError`` naming the parameter and its allowed range (docs/model.md conventions).
+object), the data mode and the solver settings are static fields.  Constructors validate concrete
+(non-traced) values eagerly and raise a one-line ``ValueError`` naming the parameter and its
+allowed range (docs/model.md conventions).
 Numbers must be real (Python ``int``/``float``, numpy or JAX scalars or arrays of integer or
 floating dtype; not ``bool``); only JAX tracers skip the checks.  The ``check_*`` helpers are
 shared with the other public entry points.
@@ -193,7 +194,10 @@ class SolverConfig(Params):
     2-D (teacher, student) averages; newton_steps: iterations of the
     safeguarded Newton solve of each proximal map; tol: bound on the undamped residual
     ``max |F(x) - x|`` of the outer fixed point; max_steps: outer iteration limit;
-    damping: weight ``eta`` of the new iterate in ``x <- (1 - eta) x + eta F(x)``.
+    damping: weight ``eta`` of the new iterate in ``x <- (1 - eta) x + eta F(x)``;
+    chain_nodes: ``(n_0, n)``, the nested rule of a same-input generation after other students
+    (``n_0`` channel nodes in the teacher's field, ``n`` Gauss-Hermite nodes in each later one,
+    docs/chains.md); ``()`` for the default rule (48, then 8 at depth 2 and 6 deeper).
     """
 
     degree: int = eqx.field(default=128, static=True)
@@ -202,6 +206,7 @@ class SolverConfig(Params):
     tol: float = eqx.field(default=1e-10, static=True)
     max_steps: int = eqx.field(default=2000, static=True)
     damping: float = eqx.field(default=0.5, static=True)
+    chain_nodes: tuple = eqx.field(default=(), static=True)
 
     def __post_init__(self):
         # Static metadata: stored as Python scalars so that the config stays hashable.
@@ -214,6 +219,10 @@ class SolverConfig(Params):
                 raise ValueError(f"{name} must be a real number (static), got {describe(value)}")
             check_range(name, arr, 0.0, 1.0, hi_open=hi_open)
             object.__setattr__(self, name, float(arr))
+        nodes = tuple(self.chain_nodes)
+        if nodes and len(nodes) != 2:
+            raise ValueError(f"chain_nodes must be () or a pair (n_0, n), got {self.chain_nodes!r}")
+        object.__setattr__(self, "chain_nodes", tuple(check_integer("chain_nodes", n, 2) for n in nodes))
 
 
 __all__ = ["Mixture", "Teacher", "Student", "SolverConfig", "STUDENT_DATA"]

@@ -68,6 +68,7 @@ _DAMPED, _NEWTON = 0, 1
 _MAX_BACKOFF = 64
 _STALL = 32  # damped steps without a new best point after which Newton is tried anyway
 _WINDOW = 16  # ... or when the best residual did not halve over such a window (slow convergence)
+_NEAR = 1e-1  # scaled residual below which Newton is tried: J is computed at every step anyway
 
 
 class _Loop(eqx.Module):
@@ -122,12 +123,13 @@ def _iterate(fn, ok, x0, args, config: SolverConfig):
         base = jnp.where(accept, c.x, c.base)
         F_base = jnp.where(accept, Fx, c.F_base)
         J_base = jnp.where(accept, J, c.J_base)
-        near = jnp.where(accept, res * tol <= max(tol**0.5, 1e-6), c.near)
+        near = jnp.where(accept, res * tol <= _NEAR, c.near)
         # A rejected Newton step is retried at half its length (a solution on the edge of the
         # admissible states, e.g. a response V -> 0, is approached by halving the distance), down
         # to 1/64 of it; then damped steps, and Newton again after a back-off.
         newton_rejected = ~accept & (c.kind == _NEWTON)
-        tau = jnp.where(newton_rejected, 0.5 * c.tau, jnp.where(c.kind == _NEWTON, c.tau, 1.0))
+        # an accepted Newton step lets the next one be twice as long (back to the full step)
+        tau = jnp.where(newton_rejected, 0.5 * c.tau, jnp.where(c.kind == _NEWTON, jnp.minimum(2.0 * c.tau, 1.0), 1.0))
         newton_failed = newton_rejected & (tau < 1.0 / 64)
         tau = jnp.where(newton_failed, 1.0, tau)
         damped_failed = ~accept & (c.kind == _DAMPED)
@@ -157,7 +159,8 @@ def _iterate(fn, ok, x0, args, config: SolverConfig):
         last_step = jnp.where(accept & (c.kind == _DAMPED), c.x - c.base, c.last_step)
         return _Loop(
             k=c.k + 1, x=x_next, kind=jnp.where(use_newton, _NEWTON, _DAMPED), base=base, F_base=F_base,
-            J_base=J_base, near=near, k_best=k_best, res_mark=res_mark, slow=slow, eta=eta, last_step=jnp.where(accept, last_step, c.last_step),
+            J_base=J_base, near=near, k_best=k_best, res_mark=res_mark, slow=slow, eta=eta,
+            last_step=jnp.where(accept, last_step, c.last_step),
             wait=wait, backoff=backoff, tau=tau, done=done,
             x_out=jnp.where(done | better, c.x, c.x_out), J_out=jnp.where(done | better, J, c.J_out),
             res_out=jnp.where(done | better, res, c.res_out),
@@ -167,7 +170,8 @@ def _iterate(fn, ok, x0, args, config: SolverConfig):
     inf = jnp.asarray(jnp.inf, dtype)
     zeros = jnp.zeros_like(x0)
     init = _Loop(
-        k=jnp.asarray(0), x=x0, kind=jnp.asarray(_DAMPED), base=x0, F_base=x0, J_base=eye, near=jnp.asarray(False), k_best=jnp.asarray(0),
+        k=jnp.asarray(0), x=x0, kind=jnp.asarray(_DAMPED), base=x0, F_base=x0, J_base=eye, near=jnp.asarray(False),
+        k_best=jnp.asarray(0),
         res_mark=inf, slow=jnp.asarray(False),
         eta=jnp.asarray(damping, dtype), last_step=zeros, wait=jnp.asarray(0), backoff=jnp.asarray(1),
         tau=jnp.asarray(1.0, dtype),

@@ -18,15 +18,14 @@ import itertools
 import os
 import re
 import sys
-from functools import lru_cache, partial
 from collections.abc import Callable, Mapping
+from functools import lru_cache, partial
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
-import equinox as eqx
 
 from ._generations.solve import ChainResult, _chain_result, fold, generations_of
 from ._params import Mixture, SolverConfig, Student, Teacher, check_instance, check_integer, real_value
@@ -208,7 +207,7 @@ def _solve_points(base, values, *, config, batch_size, regimes):
                 chain = [res.teacher, *res.generations]
             else:
                 chain = [res.teacher, res] if res.teacher is not None else [res]
-            keep = tuple(jax.tree.map(lambda new, old: jnp.where(r.converged, new, old), r.state, x0)
+            keep = tuple(jax.tree.map(lambda new, old, ok=r.converged: jnp.where(ok, new, old), r.state, x0)
                          for r, x0 in zip(chain, x0s))
             return keep, pt
 
@@ -250,7 +249,7 @@ def sweep(
     chunk_size: int | None = None,
     batch_size: int | None = None,
     devices=None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: bool | Callable[[int, int], None] | None = None,
     out: str | os.PathLike | None = None,
     resume: bool = False,
 ):
@@ -261,8 +260,10 @@ def sweep(
     ``chunk_size`` (all of them by default), each chunk sharded evenly over ``devices``
     (default ``jax.local_devices()``) and evaluated by one compiled call that maps the solve over
     each device's points, ``batch_size`` at a time under ``vmap`` (default
-    ``default_batch_size``).  The compiled function is cached across calls.  ``progress(done,
-    total)`` is called after each chunk.
+    ``default_batch_size``).  The compiled function is cached across calls.  ``progress=True``
+    shows a ``tqdm`` bar over the points (``tqdm.auto``: a widget in notebooks, a line on stderr
+    elsewhere), advanced after each chunk; a callable ``progress(done, total)`` is called after
+    each chunk instead; ``False``/``None``: silent.
 
     ``out``: a CSV file written as the chunks complete (header ``index``, the grid's names, then
     one column per result leaf, see ``table_columns``; floats as ``repr``, exact), rewritten
@@ -280,6 +281,8 @@ def sweep(
     grid = dict(grid or {})
     if not grid:
         raise ValueError("grid must name at least one parameter")
+    check_instance("mixture", mixture, Mixture)
+    check_instance("teacher", teacher, Teacher)
     flat, shape = grid_points(grid)
     with_values(mixture, teacher, student, flat)  # eager validation of every value
     n = int(np.prod(shape))
@@ -291,6 +294,12 @@ def sweep(
     check_instance("config", config, SolverConfig)
     if resume and out is None:
         raise ValueError("resume=True needs out, the file to resume")
+    if progress is True:
+        progress = ProgressBar("sweep")
+    elif progress is False:
+        progress = None
+    elif progress is not None and not callable(progress):
+        raise ValueError(f"progress must be True, False, None or a callable (done, total), got {progress!r}")
     nproc, rank = jax.process_count(), jax.process_index()
     k = len(devices)
     unit = k * nproc
@@ -332,6 +341,8 @@ def sweep(
     # Chunks are fixed ranges of the flat index, so that a point is solved from the same start
     # (its neighbour in the chunk, see _solve_points) in an uninterrupted run and after a resume.
     count = int(done.sum())
+    if isinstance(progress, ProgressBar):
+        progress(count, n)  # the bar shows from the start (the first chunk includes compilation)
     try:
         for start in range(0, n, chunk):
             idx = np.arange(start, min(start + chunk, n))
@@ -360,8 +371,34 @@ def sweep(
     finally:
         if writer is not None:
             writer.close()
+        if isinstance(progress, ProgressBar):
+            progress.close()
     leaves = [table[name].reshape(shape) for name in layout.names]
     return jax.tree_util.tree_unflatten(layout.treedef, leaves)
+
+
+class ProgressBar:
+    """``update(done, total)``: a ``tqdm.auto`` bar over points (a widget in notebooks, a line on
+    stderr elsewhere) labelled ``label``, created at the first update and closed when ``done``
+    reaches ``total``.  ``disable=None``: drawn only when stderr is a terminal (the CLI)."""
+
+    def __init__(self, label: str, *, disable: bool | None = False):
+        self.label, self.disable, self.bar = label, disable, None
+
+    def __call__(self, done: int, total: int):
+        if self.bar is None:
+            from tqdm.auto import tqdm  # imported on first use: `import kdjax` stays light
+
+            self.bar = tqdm(total=total, initial=done, desc=self.label, unit="pt", disable=self.disable,
+                            dynamic_ncols=True)
+        else:
+            self.bar.update(done - self.bar.n)
+        if done >= total:
+            self.close()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -398,7 +435,7 @@ def result_column_names(result, with_student: bool) -> list[str]:
     student result), ``student_<field>`` and, for a chain, ``genK_<field>``, in the pytree's leaf
     order."""
     names = []
-    for path, leaf in jax.tree_util.tree_flatten_with_path(result)[0]:
+    for path, _ in jax.tree_util.tree_flatten_with_path(result)[0]:
         parts = [str(getattr(key, "name", getattr(key, "key", getattr(key, "idx", key)))) for key in path]
         parts = [part for part in parts if not part.startswith("_")]  # a RESULTS code's value
         if parts[0] == "generations":

@@ -16,11 +16,10 @@ import dataclasses
 
 import numpy as np
 
+from ._generations import solve_student, solve_teacher
 from ._observables import gen_error
 from ._params import Mixture, Student, Teacher
 from ._simulate import simulate_student, simulate_teacher
-from ._generations import solve_student
-from ._generations import solve_teacher
 
 Z_MAX = 3.0
 FINITE_SIZE = 0.02
@@ -105,7 +104,7 @@ def _rows(name, theory, sim, mixture, n_features, fields):
     # Error formula at the mean overlaps; its s.e.m. from the per-seed formula values.
     m, q, b = (float(np.mean(getattr(sim, k))) for k in ("m", "q", "b"))
     at_mean = float(gen_error(m, q, b, mixture.delta, mixture.rho))
-    _, sem = _stats(getattr(sim, "gen_error"))
+    _, sem = _stats(sim.gen_error)
     th = float(theory.gen_error)
     rows.append(Row(name, "gen_error", th, at_mean, sem, 0.25 * scale * th))
     return rows

@@ -13,7 +13,6 @@ import os
 import pathlib
 import re
 import sys
-import time
 
 import jax
 
@@ -85,7 +84,8 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alpha", type=_number, default=2.0, help="samples per dimension n/N (> 0)")
     p.add_argument("--delta", type=_number, default=1.0, help="noise variance Delta (> 0)")
     p.add_argument("--rho", type=_number, default=0.5, help="P(y = +1), in (0, 1)")
-    p.add_argument("--label-noise", type=_number, default=0.0, help="probability eta of a flipped training label, [0, 1/2)")
+    p.add_argument("--label-noise", type=_number, default=0.0,
+                   help="probability eta of a flipped training label, [0, 1/2)")
     p.add_argument("--teacher-loss", default="logistic", help="logistic | square | hinge")
     p.add_argument("--lam-t", type=_number, default=0.1, help="teacher ridge (>= 0)")
     g = p.add_argument_group("student (any of these flags adds the KD student)")
@@ -96,8 +96,8 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--student-data", help="same | fresh")
     g.add_argument("--alpha-s", type=_number, help="alpha_s of the fresh student set (> 0)")
     p.add_argument("--generation", action="append", type=_generation, metavar="KEY=VALUE,...",
-                   help="one generation of a distillation chain, in order (repeatable): keys " + ", ".join(GENERATION_KEYS)
-                        + "; data=fresh needs alpha_s (instead of the student flags)")
+                   help="one generation of a distillation chain, in order (repeatable): keys "
+                        + ", ".join(GENERATION_KEYS) + "; data=fresh needs alpha_s (instead of the student flags)")
 
 
 GENERATION_KEYS = ("gamma", "temperature", "hard_weight", "lam_s", "data", "alpha_s")
@@ -246,7 +246,8 @@ def parse_values(name: str, spec) -> list[float]:
             return list(np.linspace(lo, hi, n) if kind == "lin" else np.geomspace(lo, hi, n))
         return [float(v) for v in spec.split(",")]
     except ValueError:
-        raise UsageError(f"grid field {name!r}: cannot read {spec!r} (use a,b,c or lin:lo:hi:n or log:lo:hi:n)") from None
+        raise UsageError(f"grid field {name!r}: cannot read {spec!r} "
+                         "(use a,b,c or lin:lo:hi:n or log:lo:hi:n)") from None
 
 
 def read_grid_file(filename: str) -> dict:
@@ -301,39 +302,6 @@ def read_grid(args) -> dict:
     return grid
 
 
-def _progress_bar(label: str, stream=None):
-    """``update(done, total)``: a one-line bar on stderr with the points done, the rate (per second,
-    measured from the first update on, so that compilation does not count) and the time left;
-    silent when the stream is not a terminal."""
-    stream = sys.stderr if stream is None else stream
-    first = []
-
-    def update(done: int, total: int):
-        if not stream.isatty():
-            return
-        now = time.monotonic()
-        if not first:
-            first.append((now, done))
-        t0, d0 = first[0]
-        rate = (done - d0) / (now - t0) if now > t0 and done > d0 else None
-        left = f"{_clock((total - done) / rate)} left" if rate else "-- left"
-        speed = f"{rate:.3g}/s" if rate else "--/s"
-        width = 30
-        filled = int(width * done / max(total, 1))
-        print(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {speed} {left}  ",
-              end="", file=stream, flush=True)
-        if done >= total:
-            print(file=stream, flush=True)
-
-    return update
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
-
-
 def _cluster_size() -> int:
     """The number of processes of a launcher JAX auto-detects (``srun`` under SLURM, ``mpirun`` of
     Open MPI) when it started this one; 1 otherwise (e.g. a batch script run without ``srun``)."""
@@ -353,7 +321,8 @@ def init_distributed(coordinator=None, num_processes=None, process_id=None) -> i
     if any(v is not None for v in given.values()):
         missing = [flag for flag, v in given.items() if v is None]
         if missing:
-            raise UsageError(f"{', '.join(missing)} must be given with {', '.join(f for f in given if f not in missing)}")
+            present = ", ".join(f for f in given if f not in missing)
+            raise UsageError(f"{', '.join(missing)} must be given with {present}")
         if process_id >= num_processes:
             raise UsageError(f"--process-id must be below --num-processes ({num_processes}), got {process_id}")
         kwargs = dict(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
@@ -370,7 +339,7 @@ def cmd_sweep(args) -> int:
     import numpy as np
 
     from ._params import Student
-    from ._sweep import format_cell, sweep, table_columns
+    from ._sweep import ProgressBar, format_cell, sweep, table_columns
 
     init_distributed(args.coordinator, args.num_processes, args.process_id)
     if args.resume and not args.out:
@@ -390,7 +359,8 @@ def cmd_sweep(args) -> int:
         table_file = args.out if args.format == "csv" else args.out + ".partial.csv"
     try:
         result = sweep(mixture, teacher, student, grid, chunk_size=args.chunk_size, batch_size=args.batch_size,
-                       progress=_progress_bar("sweep") if lead else None, out=table_file, resume=args.resume)
+                       progress=ProgressBar("sweep", disable=None) if lead else None,  # on a terminal only
+                       out=table_file, resume=args.resume)
     except OSError as err:
         raise UsageError(f"--out: cannot write {err.filename or args.out}: {err.strerror}") from None
     if not lead:
@@ -425,12 +395,13 @@ def cmd_reproduce(args) -> int:
 
     if importlib.util.find_spec("matplotlib") is None:
         raise UsageError('kdjax reproduce needs matplotlib: pip install "kdjax[paper]"')
+    from ._sweep import ProgressBar
     from .paper import run
 
-    bars = {}
+    bars = {}  # one bar per stage, on a terminal only
 
     def progress(stage: str, done: int, total: int):
-        bars.setdefault(stage, _progress_bar(stage))(done, total)
+        bars.setdefault(stage, ProgressBar(stage, disable=None))(done, total)
 
     try:
         pathlib.Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -9,14 +9,14 @@ from the solved generations before it (its ``history``):
 * its test observables at a solved state (``observables``: cheap, from the overlaps) and its
   training observables (``training``: Gaussian averages, compiled apart and computed when asked);
 * its regime (``finite``: traceable; ``check``: eager, raising the named ``ValueError``);
-* what a later generation needs of it: a ``Summary`` (``m, q, b, V`` and its support ``gamma``)
-  and, for the generations that train on its own training inputs, its training output
-  (``output`` / ``output_channel``).
+* what a later generation needs of it: a ``Summary`` (``m, q, b, V`` and its support ``gamma``),
+  for the generations that train on its own training inputs its training output (``output`` /
+  ``output_channel``), and for a same-input generation after other students its chain ``record``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -38,15 +38,31 @@ class Summary(eqx.Module):
 
 
 class Solved(eqx.Module):
-    """An earlier generation of a chain: the generation, its solved state and its summary."""
+    """An earlier generation of a chain: the generation, its solved state, its summary and, where a
+    later same-input generation needs it, its chain ``record`` (``kdjax._generations.records``)."""
 
     generation: Any
     state: Any
     summary: Summary
+    record: Any = None
 
 
 class Generation(eqx.Module):
-    """Interface of a generation (module docstring); ``ERM`` and ``KD`` implement it."""
+    """Interface of a generation (module docstring); ``ERM``, ``KD`` and ``SameKD`` implement it.
+
+    ``prepare`` gives what the map reads of the history, computed once per solve (the ``context``
+    passed to ``start``, ``map``, ``summary``, ``observables`` and ``training``); by default the
+    history itself.  ``reads_records``: the history must carry every earlier generation's ``record``.
+    """
+
+    reads_records: ClassVar[bool] = False
+
+    def prepare(self, mixture, history, config):
+        return history
+
+    def record(self, x, mixture, context, records, config):
+        """The generation's chain ``Record`` given the records of all earlier generations."""
+        raise NotImplementedError
 
     def start(self, mixture, history):
         raise NotImplementedError

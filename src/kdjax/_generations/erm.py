@@ -26,6 +26,7 @@ from .._params import Teacher
 from .._quadrature import label_rows, normal_cdf, row_average, safe_sqrt
 from .._regimes import check_teacher, has_finite_minimiser
 from .base import Generation, Summary
+from .records import Record
 
 
 class TeacherState(eqx.Module):
@@ -101,6 +102,14 @@ class ERM(Generation):
 
     def output_channel(self, x: TeacherState, y_obs, mean, sd, n: int, config):
         return self.loss.channel(y_obs, mean, sd, x.V, n, config.newton_steps)
+
+    def record(self, x: TeacherState, mixture, history, records, config) -> Record:
+        """Generation 0's chain ``Record``: ``w_0 = c_0 (m_hat_0 v + xi_0)``, ``c_0 = V_0 / delta``, so
+        ``a_0 = m_0``, ``B_00 = c_0``, ``Xi_00 = (q_0 - m_0^2) / c_0^2`` (2.2)-(2.3), docs/chains.md."""
+        c0 = x.V / mixture.delta
+        one = lambda v: jnp.reshape(v, (1,))
+        return Record(m=x.m, b=x.b, q=x.q, gamma=jnp.ones_like(x.q), L=one(safe_sqrt(x.q)), V=one(x.V), a=x.m,
+                      B=one(c0), Xi=one((x.q - x.m**2) / c0**2))
 
     def valid(self, x: TeacherState):
         return (x.V > 0) & (x.q >= 0)

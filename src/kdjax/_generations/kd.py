@@ -34,11 +34,20 @@ import jax.numpy as jnp
 from .._losses import KD as KD_LOSS
 from .._observables import agreement_unchecked, gen_error_unchecked
 from .._params import Student
-from .._quadrature import (bisect_root, gauss_hermite, gauss_legendre, label_rows, normal_cdf, normal_pdf,
-                           row_average, safe_sqrt)
+from .._quadrature import (
+    bisect_root,
+    gauss_hermite,
+    gauss_legendre,
+    label_rows,
+    normal_cdf,
+    normal_pdf,
+    row_average,
+    safe_sqrt,
+)
 from .._regimes import check_student, has_finite_minimiser
 from .base import Generation, Summary
 from .erm import ERM
+from .records import Record, record_of, update
 
 
 class StudentState(eqx.Module):
@@ -124,11 +133,17 @@ class KD(Generation):
         V_st = g * s.V if self.inputs.responds else 0.0 * s.V
         return StudentState(m=g * s.m, sigma2=g * (1.0 - g) * s.q, r=g * s.q, b=s.b, V=g * s.V, V_st=V_st)
 
-    def map(self, x: StudentState, mixture, history, config) -> StudentState:
-        """One application of the student's saddle-point map (3.2)-(3.5), (3.7)."""
-        p = history[-1]
-        s = p.summary
-        nodes = _Nodes(self, x, p, mixture, config)
+    def output_partials(self, omega, h_p, V, y, config):
+        """``h = prox_{V L}(omega)`` with its partial derivatives in ``omega`` and in the teacher's ``h_p``."""
+        h, lin = jax.linearize(
+            lambda o, hp: KD_LOSS.prox(o, V, *self._labels(y, hp), steps=config.newton_steps), omega, h_p)
+        one, zero = jnp.ones_like(h), jnp.zeros_like(h)
+        return h, lin(one, zero), lin(zero, one)
+
+    def _conjugates(self, x: StudentState, mixture, history, config) -> dict:
+        """The conjugates (3.3) at ``x``, and ``E[f]``, ``E[D_ss]`` for the bias step."""
+        s = history[-1].summary
+        nodes = _Nodes(self, x, history[-1], mixture, config)
         f_p = nodes.f_p
         f, f_lin = jax.linearize(
             lambda h, fp, o: self._output(h, fp, o, nodes.y_obs, x, config)[0], nodes.h_p, f_p, nodes.omega
@@ -138,21 +153,24 @@ class KD(Generation):
         # d/d omega_p moves h_p by dh_p/d omega_p and f_p by (dh_p/d omega_p - 1) / V_p
         df_p = (nodes.dh_p - 1.0) / s.V if self.inputs.responds else zeros
         D_st = -f_lin(nodes.dh_p, df_p, zeros)
-
         mean = nodes.average
-        alpha, delta, gamma = self.inputs.alpha(mixture), mixture.delta, self.params.gamma
-        m_hat = alpha * mean(nodes.y * f)
-        Q_ss = alpha * delta * mean(f**2)
-        Q_ts = alpha * delta * mean(f_p * f)
-        Vh_ss = alpha * delta * mean(D_ss)
-        Vh_st = alpha * delta * mean(D_st)
+        alpha, delta = self.inputs.alpha(mixture), mixture.delta
+        return dict(m_hat=alpha * mean(nodes.y * f), Q_ss=alpha * delta * mean(f**2),
+                    Q_ts=alpha * delta * mean(f_p * f), Vh_ss=alpha * delta * mean(D_ss),
+                    Vh_st=alpha * delta * mean(D_st), Ef=mean(f), ED=mean(D_ss))
 
-        c = 1.0 / (self.params.lam + Vh_ss)
+    def map(self, x: StudentState, mixture, history, config) -> StudentState:
+        """One application of the student's saddle-point map (3.2)-(3.5), (3.7)."""
+        s = history[-1].summary
+        h = self._conjugates(x, mixture, history, config)
+        m_hat, Vh_st = h["m_hat"], h["Vh_st"]
+        delta, gamma = mixture.delta, self.params.gamma
+        c = 1.0 / (self.params.lam + h["Vh_ss"])
         A_p = s.V / delta
         m_p, q_p = s.m / s.gamma, s.q / s.gamma  # per coordinate of the predecessor    (3.7)
         # per coordinate w = c (Y - V_hat_st w_p) with Y = m_hat v + xi (3.4)
-        B = m_hat * m_p + A_p * Q_ts  # E[w_p Y]
-        C = m_hat**2 + Q_ss  # E[Y^2]
+        B = m_hat * m_p + A_p * h["Q_ts"]  # E[w_p Y]
+        C = m_hat**2 + h["Q_ss"]  # E[Y^2]
         # sigma2 = q - r^2/q_p as a sum of two non-negative terms, free of cancellation: a
         # student that copies its predecessor has Y = 0 and sigma2 = 0 exactly.          (3.4')
         g = gamma / s.gamma
@@ -160,8 +178,24 @@ class KD(Generation):
         V_st = -delta * gamma * c * Vh_st * A_p if self.inputs.responds else jnp.zeros_like(c)
         return StudentState(
             m=gamma * c * (m_hat - Vh_st * m_p), sigma2=sigma2, r=gamma * c * (B - Vh_st * q_p),
-            b=x.b + mean(f) / mean(D_ss), V=delta * gamma * c, V_st=V_st,
+            b=x.b + h["Ef"] / h["ED"], V=delta * gamma * c, V_st=V_st,
         )
+
+    def record(self, x: StudentState, mixture, history, records, config) -> Record:
+        """Its chain ``Record`` (docs/chains.md): the conjugates in the chain's layout, then (C.5)-(C.10).
+
+        On the same inputs (generation 1) ``V_hat = (V_hat_st, V_hat_ss)``, ``Xi = (Q_ts, Q_ss)``; on fresh
+        inputs only the pair ``(k - 1, k)`` of ``V_hat`` and ``Xi_kk`` are not zero (C.13)."""
+        k = len(records)
+        h = self._conjugates(x, mixture, history, config)
+        zeros = jnp.zeros((k + 1,), h["m_hat"].dtype)
+        V_hat = zeros.at[k].set(h["Vh_ss"]).at[k - 1].set(h["Vh_st"])
+        Xi_row = zeros.at[k].set(h["Q_ss"])
+        if self.inputs.responds:
+            Xi_row = Xi_row.at[k - 1].set(h["Q_ts"])
+        st = self.params
+        w = update(records, st.gamma, st.lam, mixture.delta, h["m_hat"], V_hat, Xi_row)
+        return record_of(w, x.b, st.gamma, Xi_row)
 
     def summary(self, x: StudentState, history) -> Summary:
         return Summary(m=x.m, q=x.q(history[-1].summary), b=x.b, V=x.V,

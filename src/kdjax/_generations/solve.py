@@ -24,6 +24,7 @@ from .._solve import RESULTS, is_concrete, raise_if_failed, solve_fixed_point
 from .base import Generation, Solved, Summary
 from .erm import ERM
 from .kd import KD
+from .same import SameKD
 
 
 class GenerationResult(eqx.Module):
@@ -95,7 +96,12 @@ class GenerationResult(eqx.Module):
 
 @partial(jax.jit, static_argnames=("config",))
 def _training(generation, state, mixture, history, *, config):
-    return generation.training(state, mixture, history, config)
+    return generation.training(state, mixture, generation.prepare(mixture, history, config), config)
+
+
+@partial(jax.jit, static_argnames=("config",))
+def _record(generation, state, mixture, history, records, *, config):
+    return generation.record(state, mixture, generation.prepare(mixture, history, config), records, config)
 
 
 @jax.jit
@@ -116,15 +122,16 @@ def solve_generation(generation, mixture, history, x0, previous, finite, *, conf
     ``x0``: the start (``None``: the generation's own ``start``); ``previous``: the result code of
     the generation before (``None`` for the teacher); ``finite``: its regime flag.
     """
-    x0 = generation.start(mixture, history) if x0 is None else x0
-    fp = solve_fixed_point(_map, x0, (generation, mixture, history, config), config, valid=generation.valid)
-    obs = generation.observables(fp.x, mixture, history)
+    context = generation.prepare(mixture, history, config)
+    x0 = generation.start(mixture, context) if x0 is None else x0
+    fp = solve_fixed_point(_map, x0, (generation, mixture, context, config), config, valid=generation.valid)
+    obs = generation.observables(fp.x, mixture, context)
     result = RESULTS.where(finite, fp.result, RESULTS.no_finite_minimiser)
     if previous is not None:
         result = RESULTS.where(previous == RESULTS.successful, result, RESULTS.teacher_failed)
     return GenerationResult(**obs, residual=fp.residual, iterations=fp.iterations, finite_minimiser=finite,
-                            result=result, state=fp.x, summary=generation.summary(fp.x, history), generation=generation, mixture=mixture, history=history,
-                            config=config)
+                            result=result, state=fp.x, summary=generation.summary(fp.x, context), generation=generation,
+                            mixture=mixture, history=history, config=config)
 
 
 def finite_flag(generation, mixture):
@@ -151,6 +158,8 @@ def fold(mixture, generations, config: SolverConfig, x0s=None, regimes=None):
     regimes = regimes if regimes is not None else (True,) * len(generations)
     solved, results, previous = (), [], None
     for generation, x0, regime in zip(generations, x0s, regimes):
+        if generation.reads_records:
+            solved = with_records(solved, mixture, config)
         history = generation.needs(solved)
         finite = finite_flag(generation, mixture) if regime else True
         res = solve_generation(generation, mixture, history, _start(x0), previous, finite, config=config)
@@ -158,6 +167,18 @@ def fold(mixture, generations, config: SolverConfig, x0s=None, regimes=None):
         solved = solved + (res.solved,)
         previous = res.result
     return results
+
+
+def with_records(solved: tuple, mixture, config) -> tuple:
+    """``solved`` with every generation's chain ``record`` (each computed once, by its own program)."""
+    out = ()
+    for s in solved:
+        if s.record is None:
+            records = tuple(o.record for o in out)
+            s = eqx.tree_at(lambda o: o.record, s, _record(s.generation, s.state, mixture, s.generation.needs(out),
+                                                           records, config=config), is_leaf=lambda x: x is None)
+        out = out + (s,)
+    return out
 
 
 def check_chain(mixture, generations, eager_regimes: bool = True) -> None:
@@ -173,17 +194,16 @@ def check_chain(mixture, generations, eager_regimes: bool = True) -> None:
                 if gamma > prev_gamma:
                     raise ValueError(f"gamma of {where} ({gamma:g}) must not exceed that of the previous "
                                      f"generation ({prev_gamma:g})")
-            if generation.inputs.responds and k > 1:
-                raise NotImplementedError(
-                    f"{where} trains on the teacher's inputs after another student: same-input chains deeper than "
-                    f"one generation are not solved yet (use data='fresh')")
         if eager_regimes and is_concrete(generation, mixture):
             generation.check(mixture, where if k else "")
         previous = generation
 
 
 def generations_of(teacher: Teacher, students) -> tuple:
-    return (ERM(teacher),) + tuple(KD(s) for s in students)
+    """Generation 0 (ERM), then a ``KD`` generation per student: one with its predecessor's equations
+    (fresh inputs, or the first student) or, on the same inputs after another student, ``SameKD``."""
+    return (ERM(teacher),) + tuple(
+        SameKD(s) if k > 1 and s.data == "same" else KD(s) for k, s in enumerate(students, start=1))
 
 
 def _raise_if_any_failed(results, names):

@@ -19,7 +19,8 @@ import kdjax
 
 from ._plan import Plan
 
-__all__ = ["solve_or_none", "Solves", "Optima", "keep_better", "argmin", "student_bayes_error",
+__all__ = ["solve_or_none", "Solves", "Optima", "keep_better", "argmin", "mixture",
+           "student_bayes_error",
            "Table", "write_csv", "figure", "save", "colors", "plain_log_ticks", "plain_log_labels",
            "fmt", "g", "by", "LAM_T", "LAM_S", "EPS", "ALPHA", "GAMMA", "T_", "SIM_LABEL"]
 
@@ -48,7 +49,7 @@ class Solves:
     ``student(...)`` returns ``(eps_student, eps_teacher)``; an entry is NaN when that solve
     did not converge or its objective has no finite minimiser (``ValueError`` from the eager
     regime check).  The arguments are converted to Python floats so that every call hits the
-    same compiled program.
+    same compiled program (one for clean labels, one for ``label_noise > 0``).
     """
 
     def __init__(self, p: Plan):
@@ -59,15 +60,15 @@ class Solves:
         self.refused: list = []
 
     def student(self, lam_t, temperature=1.0, hard_weight=0.0, lam_s=0.0, *, alpha=None,
-                gamma=None, data="same"):
+                gamma=None, data="same", label_noise=0.0):
         p = self.plan
         key = tuple(float(x) for x in (
             lam_t, temperature, hard_weight, lam_s, p.alpha if alpha is None else alpha,
-            p.gamma if gamma is None else gamma)) + (data,)
+            p.gamma if gamma is None else gamma)) + (data, float(label_noise))
         if key in self.cache:
             return self.cache[key]
-        lam_t, T, a, lam_s, alpha, gamma, _ = key
-        mixture = kdjax.Mixture(alpha, p.delta, p.rho)
+        lam_t, T, a, lam_s, alpha, gamma, _, eta = key
+        mixture = kdjax.Mixture(alpha, p.delta, p.rho, eta)
         student = kdjax.Student(gamma=gamma, temperature=T, hard_weight=a, lam=lam_s, data=data,
                                 alpha=alpha if data == "fresh" else None)
         start = time.perf_counter()
@@ -148,8 +149,10 @@ class Optima:
 
 def describe_key(key) -> str:
     """A ``Solves`` cache key in the report's notation."""
-    lam_t, T, a, lam_s, alpha, gamma, data = key
-    return f"alpha={alpha:g}, gamma={gamma:g}, lam_t={lam_t:.3g}, T={T:.3g}, a={a:g}, lam_s={lam_s:.3g}, {data} inputs"
+    lam_t, T, a, lam_s, alpha, gamma, data, eta = key
+    noise = f", label noise eta={eta:g}" if eta else ""
+    return (f"alpha={alpha:g}, gamma={gamma:g}, lam_t={lam_t:.3g}, T={T:.3g}, a={a:g}, "
+            f"lam_s={lam_s:.3g}, {data} inputs{noise}")
 
 
 def describe(args, kwargs) -> str:
@@ -187,14 +190,23 @@ def argmin(xs, ys):
     return float(np.asarray(xs)[k]), float(ys[k])
 
 
-def student_bayes_error(p: Plan, alpha: float) -> float:
+def mixture(p: Plan, alpha: float | None = None, label_noise: float = 0.0) -> kdjax.Mixture:
+    """The plan's mixture at ``alpha`` (default ``p.alpha``) with training labels flipped with
+    probability ``label_noise`` (an exact 0: clean labels, ``Mixture.noisy`` False)."""
+    return kdjax.Mixture(float(p.alpha if alpha is None else alpha), p.delta, p.rho,
+                         float(label_noise))
+
+
+def student_bayes_error(p: Plan, alpha: float, label_noise: float = 0.0) -> float:
     """Bayes-optimal error of a classifier of the student's ``gamma N`` coordinates trained on
-    ``alpha N`` labelled samples: the mixture with ``N -> gamma N``, ``delta -> delta / gamma``.
+    ``alpha N`` labelled samples: the mixture with ``N -> gamma N``, ``delta -> delta / gamma``,
+    the same label noise.
 
     A lower bound for every same-input student (the other coordinates carry no information on
     the student's part of the cluster direction).
     """
-    return float(kdjax.bayes_optimal_error(kdjax.Mixture(alpha / p.gamma, p.delta / p.gamma, p.rho)))
+    seen = kdjax.Mixture(alpha / p.gamma, p.delta / p.gamma, p.rho, float(label_noise))
+    return float(kdjax.bayes_optimal_error(seen))
 
 
 # --------------------------------------------------------------------------- CSV

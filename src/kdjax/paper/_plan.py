@@ -26,6 +26,11 @@ class Plan:
     lam_t: tuple = tuple(np.geomspace(1e-3, 3.0, 13))
     temperatures: tuple = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
     lam_s_grid: tuple = tuple(np.geomspace(1e-3, 3.0, 13))  # hard-label student's ridge
+    # figure 1, right panel: the teacher's training labels flipped with probability noise_eta
+    # (Mixture.label_noise), its KD student at noise_temperature over the lam_t grid, and the
+    # Bayes-optimal error of that noisy mixture
+    noise_eta: float = 0.2
+    noise_temperature: float = 2.0
     # gradient searches (optimize_kd): the teacher's own optimum / every student optimum
     teacher_gradient: bool = True
     student_gradient: bool = True

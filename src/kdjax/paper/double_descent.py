@@ -16,8 +16,22 @@ import numpy as np
 import kdjax
 
 from ._common import (
-    ALPHA, EPS, GAMMA, LAM_S, LAM_T, SIM_LABEL, T_, Solves, Table, figure, fmt, g, plain_log_ticks,
-    save, student_bayes_error)
+    ALPHA,
+    EPS,
+    GAMMA,
+    LAM_S,
+    LAM_T,
+    SIM_LABEL,
+    T_,
+    Solves,
+    Table,
+    figure,
+    fmt,
+    g,
+    plain_log_ticks,
+    save,
+    student_bayes_error,
+)
 from ._plan import Plan, Progress, tick
 
 __all__ = ["Curve", "Curves", "CurveResult", "DoubleDescent", "curves", "compute", "tables",

@@ -1,9 +1,11 @@
 """Figure 1, inheriting the regularisation: the unregularised KD student against its teacher's ridge.
 
 ``compute`` solves the grid ``lam_t x T`` (student ``a = 0``, ``lam_s = 0``), the hard-label student
-and the Bayes-optimal errors; ``tables``, ``plot`` and ``section`` turn them (with the teacher's
-optimum of figure 2 and the simulations of figure 5) into CSV rows, ``fig1_inheritance.png`` and
-the report's section.
+and the Bayes-optimal errors, and (right panel) the teacher and one KD student over ``lam_t`` with
+label noise ``Plan.noise_eta``, whose Bayes-optimal baseline is ``kdjax.bayes_optimal_error`` of
+that noisy mixture; ``tables``, ``plot`` and ``section`` turn them (with the teacher's optimum of
+figure 2 and the simulations of figure 5) into CSV rows, ``fig1_inheritance.png`` and the report's
+section.
 """
 
 from __future__ import annotations
@@ -16,8 +18,26 @@ import numpy as np
 import kdjax
 
 from ._common import (
-    ALPHA, EPS, GAMMA, LAM_S, LAM_T, SIM_LABEL, Optima, Solves, Table, argmin, by, colors, figure,
-    fmt, g, keep_better, save, student_bayes_error)
+    ALPHA,
+    EPS,
+    GAMMA,
+    LAM_S,
+    LAM_T,
+    SIM_LABEL,
+    Optima,
+    Solves,
+    Table,
+    argmin,
+    by,
+    colors,
+    figure,
+    fmt,
+    g,
+    keep_better,
+    mixture,
+    save,
+    student_bayes_error,
+)
 from ._plan import Plan, Progress, tick
 
 __all__ = ["Inheritance", "compute", "hard_teacher_lam", "tables", "plot", "section", "PNG"]
@@ -45,6 +65,13 @@ class Inheritance:
     bayes_error: float  # of the full input
     student_bayes_error: float  # of the student's gamma N coordinates
     hard_separability_alpha: float
+    # right panel: training labels flipped with probability noise_eta
+    noise_eta: float
+    noise_temperature: float
+    noise_student_error: np.ndarray  # per lam_t, the KD student at noise_temperature
+    noise_teacher_error: np.ndarray  # per lam_t
+    noise_bayes_error: float  # bayes_optimal_error of the noisy mixture (full input)
+    noise_student_bayes_error: float  # ... of the student's gamma N coordinates, same noise
 
 
 def hard_teacher_lam(p: Plan) -> float:
@@ -59,10 +86,12 @@ def compute(p: Plan, solves: Solves, optima: Optima,
     The grid ``lam_t x T`` of student errors (``a = 0``, ``lam_s = 0``), the teacher's error per
     ``lam_t``, the hard-label student (``a = 1``: independent of the teacher) at ``lam_s = 0``
     and over a ``lam_s`` scan whose best point starts a gradient search, and the Bayes-optimal
-    errors of the full input and of the student's ``gamma N`` coordinates.
+    errors of the full input and of the student's ``gamma N`` coordinates.  Then the same teacher
+    and the KD student at ``T = noise_temperature`` with label noise ``noise_eta``, and the
+    Bayes-optimal errors of that noisy mixture (the label noise of the solves' mixture).
     """
     lam_t, temps, lam_s = np.asarray(p.lam_t), np.asarray(p.temperatures), np.asarray(p.lam_s_grid)
-    total = lam_t.size * temps.size + 1 + lam_s.size + 1
+    total = lam_t.size * temps.size + 1 + lam_s.size + 1 + lam_t.size
     student = np.full((lam_t.size, temps.size), np.nan)
     teacher = np.full(lam_t.size, np.nan)
     done = 0
@@ -92,24 +121,38 @@ def compute(p: Plan, solves: Solves, optima: Optima,
         values, hard_best, by_gradient = keep_better({"lam_s": best_lam_s}, hard_best,
                                                             values, err)
         best_lam_s = values["lam_s"]
-    tick(progress, STAGE, total, total)
-    mixture = kdjax.Mixture(p.alpha, p.delta, p.rho)
+    done += 1
+    tick(progress, STAGE, done, total)
+
+    noisy = mixture(p, label_noise=p.noise_eta)
+    noise_student = np.full(lam_t.size, np.nan)
+    noise_teacher = np.full(lam_t.size, np.nan)
+    for i, lt in enumerate(lam_t):
+        noise_student[i], noise_teacher[i] = solves.student(
+            lt, p.noise_temperature, label_noise=noisy.label_noise)
+        done += 1
+        tick(progress, STAGE, done, total)  # the last one reaches total
     return Inheritance(
         lam_t=lam_t, temperature=temps, student_error=student, teacher_error=teacher,
         lam_s=lam_s, hard_error=hard_scan, hard_teacher_lam_t=np.float64(lt_hard),
         hard_lam_s0=np.float64(hard_lam_s0), hard_unreg_error=np.float64(hard_unreg),
         hard_best_lam_s=np.float64(best_lam_s), hard_best_error=np.float64(hard_best),
         hard_best_by_gradient=np.float64(by_gradient),
-        bayes_error=np.float64(float(kdjax.bayes_optimal_error(mixture))),
+        bayes_error=np.float64(float(kdjax.bayes_optimal_error(mixture(p)))),
         student_bayes_error=np.float64(student_bayes_error(p, p.alpha)),
-        hard_separability_alpha=np.float64(star))
+        hard_separability_alpha=np.float64(star),
+        noise_eta=np.float64(noisy.label_noise), noise_temperature=np.float64(p.noise_temperature),
+        noise_student_error=noise_student, noise_teacher_error=noise_teacher,
+        noise_bayes_error=np.float64(float(kdjax.bayes_optimal_error(noisy))),
+        noise_student_bayes_error=np.float64(student_bayes_error(p, p.alpha, noisy.label_noise)))
 
 
 # --------------------------------------------------------------------------- CSV rows
 
 
 def tables(res) -> list[Table]:
-    """``fig1_kd_student.csv``, ``fig1_hard_student.csv``, ``fig1_reference.csv`` and
+    """``fig1_kd_student.csv``, ``fig1_hard_student.csv``, ``fig1_reference.csv``,
+    ``fig1_label_noise.csv`` (the right panel, with its Bayes-optimal errors on every row) and
     ``fig1_simulation.csv`` (the figure-1 points of the simulations)."""
     r, p, sim = res.inheritance, res.plan, res.simulation
     kd = [(lt, T, r.student_error[i, j], r.teacher_error[i])
@@ -120,6 +163,9 @@ def tables(res) -> list[Table]:
     reference = [(p.alpha, p.delta, p.rho, p.gamma, r.bayes_error, r.student_bayes_error,
                   r.hard_teacher_lam_t, r.hard_lam_s0, r.hard_unreg_error, r.hard_best_lam_s,
                   r.hard_best_error, r.hard_best_by_gradient)]
+    noise = [(lt, r.noise_temperature, r.noise_eta, r.noise_student_error[i],
+              r.noise_teacher_error[i], r.noise_bayes_error, r.noise_student_bayes_error,
+              r.bayes_error) for i, lt in enumerate(r.lam_t)]
     s = sim.select(1.0)
     sim_rows = [(s.lam_t[k], s.temperature[k], sim.n_features, s.seeds[k], s.first_seed[k],
                  s.student_mean[k], s.student_sem[k], s.teacher_mean[k], s.teacher_sem[k],
@@ -131,6 +177,9 @@ def tables(res) -> list[Table]:
               ["alpha", "delta", "rho", "gamma", "bayes_error", "student_bayes_error",
                "hard_teacher_lam_t", "hard_lam_s0", "hard_unreg_error", "hard_best_lam_s",
                "hard_best_error", "hard_best_by_gradient"], reference),
+        Table("fig1_label_noise.csv",
+              ["lam_t", "temperature", "label_noise", "student_error", "teacher_error",
+               "bayes_error", "student_bayes_error", "clean_bayes_error"], noise),
         Table("fig1_simulation.csv",
               ["lam_t", "temperature", "n_features", "seeds", "first_seed", "student_error_mean",
                "student_error_sem", "teacher_error_mean", "teacher_error_sem",
@@ -142,10 +191,11 @@ def tables(res) -> list[Table]:
 
 
 def plot(res, path: str) -> str:
-    """``fig1_inheritance.png``: error against ``lam_t``, one curve per ``T``, with references."""
+    """``fig1_inheritance.png``: error against ``lam_t``, one curve per ``T``, with references
+    (left); the teacher and a KD student with label noise, with its Bayes-optimal error (right)."""
     r, p, f2 = res.inheritance, res.plan, res.limited
     s = res.simulation.select(1.0)
-    fig, axes = figure(size=(7.6, 5.6))
+    fig, axes = figure(ncols=2, size=(7.6, 5.6))
     ax = axes[0, 0]
     temps = r.temperature
     palette = colors(temps.size)
@@ -180,7 +230,29 @@ def plot(res, path: str) -> str:
                  f"$\\rho$={p.rho:g}, logistic teacher)", fontsize=11)
     ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
     ax.grid(alpha=0.3, which="both")
+    _plot_noise(axes[0, 1], r, p, palette[int(np.argmin(np.abs(np.log(temps / r.noise_temperature))))])
     return save(fig, path)
+
+
+def _plot_noise(ax, r: Inheritance, p: Plan, color) -> None:
+    """The right panel: teacher and KD student with label noise, against the noisy Bayes error."""
+    eta, T = float(r.noise_eta), float(r.noise_temperature)
+    ax.plot(r.lam_t, r.noise_student_error, "-", color=color, lw=1.8,
+            label=f"KD student, $T={T:g}$")
+    ax.plot(r.lam_t, r.noise_teacher_error, "k--", lw=2.0, label="teacher")
+    ax.plot(r.lam_t, r.teacher_error, "--", color="0.6", lw=1.2, label="teacher, clean labels")
+    ax.axhline(r.noise_student_bayes_error, color="0.45", ls=(0, (5, 2, 1, 2)), lw=1.4,
+               label=f"Bayes-optimal on the student's {GAMMA}N inputs")
+    ax.axhline(r.noise_bayes_error, color="0.45", ls="-", lw=1.4, label="Bayes-optimal")
+    ax.axhline(r.bayes_error, color="0.6", ls=":", lw=1.2, label="Bayes-optimal, clean labels")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"teacher's regularisation {LAM_T}")
+    ax.set_ylabel(f"test error {EPS} (against the clean label)")
+    ax.set_title(f"With label noise: training labels flipped with probability $\\eta$={eta:g}\n"
+                 f"(KD student {GAMMA}={p.gamma:g}, $\\lambda_s=0$, $a=0$; same mixture)",
+                 fontsize=11)
+    ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
+    ax.grid(alpha=0.3, which="both")
 
 
 # --------------------------------------------------------------------------- report section
@@ -231,6 +303,17 @@ def section(res) -> list[str]:
         f"Bayes-optimal error {fmt(float(f1.bayes_error))} on the full input, "
         f"{fmt(float(f1.student_bayes_error))} with the student's gamma N coordinates only "
         "(a lower bound for every student here).")
+    ns, nt = f1.noise_student_error, f1.noise_teacher_error
+    if np.isfinite(ns).any() and np.isfinite(nt).any():
+        i_s, i_t = int(np.nanargmin(ns)), int(np.nanargmin(nt))
+        add(f"- With label noise (right panel, `fig1_label_noise.csv`: training labels flipped with "
+            f"probability eta = {float(f1.noise_eta):g}, errors against the clean label): "
+            f"Bayes-optimal error {fmt(float(f1.noise_bayes_error))} on the full input "
+            f"(clean labels: {fmt(float(f1.bayes_error))}), "
+            f"{fmt(float(f1.noise_student_bayes_error))} with the student's gamma N coordinates; "
+            f"the teacher's best error {fmt(float(nt[i_t]))} at lam_t = {lam_t[i_t]:.3g}, the KD "
+            f"student's (T = {float(f1.noise_temperature):g}) {fmt(float(ns[i_s]))} at lam_t = "
+            f"{lam_t[i_s]:.3g}.")
     last = kd[-1][np.isfinite(kd[-1])]
     if last.size and np.isfinite(t_err[-1]):
         add(f"- Inheritance works both ways: behind the most regularised teacher (lam_t = "

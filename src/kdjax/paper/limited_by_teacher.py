@@ -14,8 +14,24 @@ import math
 import numpy as np
 
 from ._common import (
-    ALPHA, GAMMA, LAM_S, LAM_T, T_, Optima, Solves, Table, argmin, by, figure, fmt, g, keep_better,
-    plain_log_labels, plain_log_ticks, save)
+    ALPHA,
+    GAMMA,
+    LAM_S,
+    LAM_T,
+    T_,
+    Optima,
+    Solves,
+    Table,
+    argmin,
+    by,
+    figure,
+    fmt,
+    g,
+    keep_better,
+    plain_log_labels,
+    plain_log_ticks,
+    save,
+)
 from ._plan import Plan, Progress, tick
 
 __all__ = ["LimitedByTeacher", "compute", "tables", "plot", "section", "PNG"]

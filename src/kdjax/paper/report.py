@@ -124,7 +124,8 @@ def checks(res: Results) -> list[tuple[str, bool, str]]:
     """Physical consistency of the computed data: ``(statement, holds, numbers)`` per check."""
     p, f1, f2, f3, f4 = res.plan, res.inheritance, res.limited, res.double_descent, res.temperature
     out = []
-    errors = _finite(f1.student_error, f1.teacher_error, f1.hard_error,
+    errors = _finite(f1.student_error, f1.teacher_error, f1.hard_error, f1.noise_student_error,
+                     f1.noise_teacher_error,
                      [f1.hard_unreg_error, f1.hard_best_error], f3.student_error, f3.teacher_error,
                      f4.opt_error, f4.teacher_best_error, f2.student_error_at_lam_t_student,
                      [f2.teacher_best_error])
@@ -134,6 +135,12 @@ def checks(res: Results) -> list[tuple[str, bool, str]]:
     ref = _finite(f1.student_error, f1.teacher_error, f1.hard_error)
     out.append(("the Bayes-optimal error is below every figure-1 error",
                 bool(np.all(ref > bayes)), f"eps_BO = {bayes:.4f} < min {ref.min():.4f}"))
+    noisy_bayes = float(f1.noise_bayes_error)
+    noisy = _finite(f1.noise_student_error, f1.noise_teacher_error)
+    out.append((f"with label noise eta = {float(f1.noise_eta):g} the Bayes-optimal error of the noisy "
+                "mixture is above the clean-label one and below every error of that panel",
+                bool(bayes < noisy_bayes and np.all(noisy > noisy_bayes)),
+                f"eps_BO(eta) = {noisy_bayes:.4f}, clean {bayes:.4f}, panel min {noisy.min():.4f}"))
     same = np.stack([c.student_error for c in f3.curves if not c.curve.fresh])
     margin = same - f3.student_bayes_error[None, :]
     out.append(("every same-input student of figure 3 is above the Bayes-optimal error of its "

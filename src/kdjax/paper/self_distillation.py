@@ -15,7 +15,6 @@ depth, one curve per label noise, theory (``kdjax.solve_chain``) and finite-``N`
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 
 import numpy as np
@@ -65,8 +64,8 @@ def same_chains_supported() -> bool:
     from .._generations.solve import check_chain, generations_of
 
     try:
-        check_chain(kdjax.Mixture(2.0, 1.0), generations_of(kdjax.Teacher("logistic", 0.1), (kdjax.Student(), kdjax.Student())),
-                    eager_regimes=False)
+        chain = generations_of(kdjax.Teacher("logistic", 0.1), (kdjax.Student(), kdjax.Student()))
+        check_chain(kdjax.Mixture(2.0, 1.0), chain, eager_regimes=False)
     except NotImplementedError:
         return False
     return True

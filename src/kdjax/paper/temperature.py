@@ -14,8 +14,25 @@ import math
 import numpy as np
 
 from ._common import (
-    ALPHA, EPS, GAMMA, LAM_T, T_, Optima, Solves, Table, argmin, by, colors, figure, fmt, g,
-    keep_better, plain_log_labels, plain_log_ticks, save)
+    ALPHA,
+    EPS,
+    GAMMA,
+    LAM_T,
+    T_,
+    Optima,
+    Solves,
+    Table,
+    argmin,
+    by,
+    colors,
+    figure,
+    fmt,
+    g,
+    keep_better,
+    plain_log_labels,
+    plain_log_ticks,
+    save,
+)
 from ._plan import Plan, Progress, tick
 
 __all__ = ["Recipe", "Temperature", "optimal_recipe", "compute", "tables", "plot", "section",

@@ -1,8 +1,9 @@
-"""The asymptotic theory against finite-N simulation of the very same objectives.
+"""The asymptotic theory against finite-N simulation of the very same objectives (the panels of
+the private ``kdjax._validate``, which ``kdjax validate`` runs).
 
 A small panel runs in the default suite (N = 500); the full panels of ``kdjax validate`` are
 marked slow.  Tolerance: ``validate.Z_MAX`` s.e.m. plus the finite-size allowance of
-``kdjax.validate`` (2% of (|theory| + 1) at N = 1000, scaling as 1/N).
+``kdjax validate`` (2% of (|theory| + 1) at N = 1000, scaling as 1/N).
 """
 
 import pytest

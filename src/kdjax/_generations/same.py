@@ -1,0 +1,247 @@
+"""A same-input generation ``k >= 2``: KD on the teacher's inputs after other students (docs/chains.md).
+
+On a training sample of the teacher the cavity fields of all generations ``0..k`` are jointly
+Gaussian (C.1), ``omega_j = y m_j + b_j + sqrt(delta) sum_l L_jl e_l``, and each earlier generation
+``j`` that trained on the sample has moved its output by its response to the sample's forces
+(C.2): ``omega_j' = omega_j + sum_{l<j} V_jl f_l``, ``h_j = prox_j(omega_j')``, ``f_j = (h_j - omega_j') / V_jj``.
+Generation ``k`` is taught by ``h_{k-1}``, itself so moved.  The Gaussian average is a nested
+conditional rule (C.12): the teacher's channel nodes in ``e_0``, Gauss-Hermite in each later ``e_j``.
+
+Everything about the earlier generations at the nodes (their outputs, forces and derivatives) does
+not depend on generation ``k``'s state: it is computed once per solve (``prepare``, the ``Frame``),
+outside the fixed-point loop.  The state ``SameState(m, b, L, sigma2, V)`` holds ``m_k, b_k``, the
+Cholesky row ``L_k0..L_k,k-1``, ``sigma2 = L_kk^2`` and the responses ``V_k0..V_kk``; the map
+(C.4)-(C.11) uses the algebra of ``records.update``.  Generation 1 on the same inputs is the
+student of ``kd.py`` (the same equations with one predecessor, to 1e-14).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from .._losses import KD as KD_LOSS
+from .._observables import agreement_unchecked, gen_error_unchecked
+from .._quadrature import gauss_hermite, label_rows, normal_cdf, row_average, safe_sqrt
+from .base import Summary
+from .kd import KD
+from .records import Record, Stack, project, record_of, update
+
+
+def nodes_per_level(k: int, config) -> tuple:
+    """Nodes of the nested rule of a depth-``k`` same-input generation, levels ``0..k``: ``config.chain_nodes``
+    or the default rule (docs/chains.md, Sec. 7)."""
+    n0, n = config.chain_nodes or (48, 8 if k == 2 else 6)
+    return (n0,) + (n,) * k
+
+
+class SameState(eqx.Module):
+    """Fixed-point state of a same-input generation ``k`` (module docstring)."""
+
+    m: jax.Array
+    b: jax.Array
+    L: jax.Array
+    sigma2: jax.Array
+    V: jax.Array
+
+
+class Frame(eqx.Module):
+    """The earlier generations ``0..k-1`` at the nested nodes of a teacher's training sample.
+
+    Arrays ``(R, P)`` (label rows, nodes of levels ``0..k-1``): ``e`` (k, R, P) the standard
+    fields ``e_l``; ``f`` (k, R, P) the forces (0 for a generation that did not train on the
+    sample); ``df`` (k, k, R, P) ``d f_j / d omega_l``; ``h_prev`` and ``dh_prev`` (k, R, P)
+    generation ``k-1``'s output and its derivatives; ``w`` the node weights.
+    """
+
+    y: jax.Array
+    y_obs: jax.Array
+    weight: jax.Array
+    e: jax.Array
+    f: jax.Array
+    df: jax.Array
+    h_prev: jax.Array
+    dh_prev: jax.Array
+    w: jax.Array
+
+
+class Context(eqx.Module):
+    """What a same-input generation reads of the chain before it: the solved ``history``, its
+    ``records`` and the ``frame``."""
+
+    history: tuple
+    records: tuple
+    frame: Frame
+
+
+def _frame(history, mixture, config) -> Frame:
+    """Outputs of generations ``0..k-1`` at the nested nodes (C.2), (C.4), (C.12)."""
+    k = len(history)
+    degrees = nodes_per_level(k, config)
+    records = [s.record for s in history]
+    y, y_obs, weight = label_rows(mixture)
+    R, sd = y.shape[0], jnp.sqrt(mixture.delta)
+    t = records[0]
+    mean0, sd0 = y * t.m + t.b, sd * safe_sqrt(t.q)
+    ch = history[0].generation.output_channel(history[0].state, y_obs, mean0, sd0, degrees[0], config)
+    shape = (R, degrees[0])
+    zero = jnp.zeros(shape, y.dtype)
+    e, h, w = [(ch.omega - mean0) / sd0], [ch.h], ch.w
+    f = [(ch.h - ch.omega) / t.V[0]]
+    dh = [[ch.slope] + [zero] * (k - 1)]  # d h_j / d omega_l, l = 0..k-1
+    df = [[(ch.slope - 1.0) / t.V[0]] + [zero] * (k - 1)]
+    for j in range(1, k):
+        g, generation = records[j], history[j].generation
+        x, wj = gauss_hermite(degrees[j], y.dtype)
+        grow = lambda a: a[..., None]
+        e, h, f = [grow(a) for a in e], [grow(a) for a in h], [grow(a) for a in f]
+        dh = [[grow(a) for a in row] for row in dh]
+        df = [[grow(a) for a in row] for row in df]
+        w = w[..., None] * wj
+        shape = shape + (degrees[j],)
+        lift = lambda a, depth=len(shape) - 2: a[(...,) + (None,) * depth]
+        e.append(jnp.broadcast_to(x, shape))
+        omega = lift(y * g.m + g.b) + sd * sum(g.L[l] * e[l] for l in range(j + 1))
+        omega_p = omega + sum(g.V[l] * f[l] for l in range(j))  # (C.2)
+        domega_p = [jnp.broadcast_to((1.0 if l == j else 0.0) + sum(g.V[m] * df[m][l] for m in range(j)), shape)
+                    for l in range(k)]
+        if generation.inputs.responds:
+            hj, d_o, d_hp = generation.output_partials(omega_p, jnp.broadcast_to(h[j - 1], shape), g.V[j],
+                                                       lift(y_obs), config)
+            dhj = [d_o * domega_p[l] + d_hp * dh[j - 1][l] for l in range(k)]
+            fj, dfj = (hj - omega_p) / g.V[j], [(dhj[l] - domega_p[l]) / g.V[j] for l in range(k)]
+        else:  # generation j did not train on this sample: no force, its output is its field
+            hj, dhj = omega_p, domega_p
+            fj, dfj = jnp.zeros(shape, y.dtype), [jnp.zeros(shape, y.dtype)] * k
+        h.append(hj)
+        f.append(fj)
+        dh.append(dhj)
+        df.append(dfj)
+    flat = lambda a: jnp.broadcast_to(a, shape).reshape(R, -1)
+    return Frame(y=y, y_obs=y_obs, weight=weight, e=jnp.stack([flat(a) for a in e]),
+                 f=jnp.stack([flat(a) for a in f]), df=jnp.stack([jnp.stack([flat(a) for a in row]) for row in df]),
+                 h_prev=flat(h[k - 1]), dh_prev=jnp.stack([flat(a) for a in dh[k - 1]]), w=flat(w))
+
+
+class _Nodes(eqx.Module):
+    """Generation ``k`` at the nodes of all levels ``(R, P, n_k)``: its force ``f``, ``df`` (``d f /
+    d omega_l``, ``l = 0..k``), output ``h``, teacher's output ``h_prev``, the shifted field and weights."""
+
+    f: jax.Array
+    df: list
+    h: jax.Array
+    h_prev: jax.Array
+    omega_p: jax.Array
+    w: jax.Array
+
+
+class SameKD(KD):
+    """A distilled generation on the teacher's inputs after at least one other student."""
+
+    def needs(self, history: tuple) -> tuple:
+        """Every earlier generation, with its ``Record``."""
+        return history
+
+    reads_records: ClassVar[bool] = True
+
+    def prepare(self, mixture, history, config) -> Context:
+        return Context(history=history, records=tuple(s.record for s in history),
+                       frame=_frame(history, mixture, config))
+
+    def valid(self, x: SameState):
+        return x.V[-1] > 0
+
+    def start(self, mixture, context: Context) -> SameState:
+        """Generation ``k - 1`` restricted to generation ``k``'s coordinates, ``w_k = w_{k-1} 1_{S_k}``."""
+        k = len(context.records)
+        s = Stack.of(context.records)
+        p = context.records[-1]
+        g, gp = self.params.gamma, p.gamma
+        # rho = w_k - w_{k-1} = -w_{k-1} 1_{S_{k-1} \ S_k}
+        rho_w = -(jnp.minimum(s.gamma, gp) - g) * s.M[k - 1]
+        pr = project(s, rho_w)
+        ratio = g / gp
+        return SameState(m=ratio * p.m, b=p.b, L=jnp.pad(p.L, (0, k - p.L.shape[0])) + pr,
+                         sigma2=(gp - g) * s.M[k - 1, k - 1] - jnp.sum(pr**2),
+                         V=ratio * jnp.concatenate([p.V, p.V[-1:]]))
+
+    def _nodes(self, x: SameState, mixture, frame: Frame, config) -> _Nodes:
+        k = frame.e.shape[0]
+        sd = jnp.sqrt(mixture.delta)
+        xk, wk = gauss_hermite(nodes_per_level(k, config)[k], frame.y.dtype)
+        ex = lambda a: a[..., None]
+        omega = ex(frame.y * x.m + x.b + sd * jnp.tensordot(x.L, frame.e, axes=1)) + sd * safe_sqrt(x.sigma2) * xk
+        omega_p = omega + ex(jnp.tensordot(x.V[:k], frame.f, axes=1))  # (C.2)
+        h_prev = jnp.broadcast_to(ex(frame.h_prev), omega.shape)
+        h, d_o, d_hp = self.output_partials(omega_p, h_prev, x.V[k], ex(frame.y_obs), config)
+        f_o, f_hp = (d_o - 1.0) / x.V[k], d_hp / x.V[k]
+        dom = jnp.tensordot(x.V[:k], frame.df, axes=1)  # d omega_k' / d omega_l - delta_kl   (C.4)
+        df = [f_o * ex(dom[l]) + f_hp * ex(frame.dh_prev[l]) for l in range(k)] + [f_o]
+        return _Nodes(f=(h - omega_p) / x.V[k], df=df, h=h, h_prev=h_prev, omega_p=omega_p, w=ex(frame.w) * wk)
+
+    def _conjugates(self, x: SameState, mixture, frame: Frame, config):
+        """``(m_hat, V_hat_k., Xi_k., E[f], E[D_kk])`` at ``x`` (C.6)."""
+        k = frame.e.shape[0]
+        n = self._nodes(x, mixture, frame, config)
+        mean = lambda g: row_average(frame.weight, jnp.sum(n.w * g, axis=(-2, -1)))
+        alpha, delta = mixture.alpha, mixture.delta
+        forces = [frame.f[l][..., None] for l in range(k)] + [n.f]
+        Xi_row = jnp.stack([alpha * delta * mean(n.f * fl) for fl in forces])
+        V_hat = jnp.stack([-alpha * delta * mean(d) for d in n.df])
+        return alpha * mean(frame.y[..., None] * n.f), V_hat, Xi_row, mean(n.f), -mean(n.df[k])
+
+    def map(self, x: SameState, mixture, context: Context, config) -> SameState:
+        """One application of the saddle-point map (C.2)-(C.11)."""
+        m_hat, V_hat, Xi_row, Ef, ED = self._conjugates(x, mixture, context.frame, config)
+        st = self.params
+        w = update(context.records, st.gamma, st.lam, mixture.delta, m_hat, V_hat, Xi_row)
+        return SameState(m=w.m, b=x.b + Ef / ED, L=w.L, sigma2=w.sigma2, V=w.V)  # (C.11)
+
+    def record(self, x: SameState, mixture, context: Context, records, config) -> Record:
+        m_hat, V_hat, Xi_row, _, _ = self._conjugates(x, mixture, context.frame, config)
+        st = self.params
+        w = update(context.records, st.gamma, st.lam, mixture.delta, m_hat, V_hat, Xi_row)
+        return record_of(w, x.b, st.gamma, Xi_row)
+
+    def _overlaps(self, x: SameState, context: Context):
+        """``q``, ``r`` with generation ``k - 1`` and ``r_teacher`` (C.7), (C.10)."""
+        k = len(context.records)
+        prev = context.records[-1]
+        q = jnp.sum(x.L**2) + x.sigma2
+        return q, jnp.dot(x.L, jnp.pad(prev.L, (0, k - prev.L.shape[0]))), x.L[0] * context.records[0].L[0]
+
+    def summary(self, x: SameState, context: Context) -> Summary:
+        q, _, r_teacher = self._overlaps(x, context)
+        return Summary(m=x.m, q=q, b=x.b, V=x.V[-1], gamma=jnp.asarray(self.params.gamma, x.m.dtype),
+                       r_teacher=r_teacher, m_teacher=context.records[0].m)
+
+    def observables(self, x: SameState, mixture, context: Context) -> dict:
+        q, r, _ = self._overlaps(x, context)
+        p = context.records[-1]
+        delta, rho = mixture.delta, mixture.rho
+        return dict(gen_error=gen_error_unchecked(x.m, q, x.b, delta, rho), m=x.m, q=q, b=x.b, V=x.V[-1], r=r,
+                    agreement=agreement_unchecked(p.m, p.q, p.b, x.m, q, r, x.b, delta, rho))
+
+    def training(self, x: SameState, mixture, context: Context, config):
+        """Training error (against the observed labels) and KD loss per sample.
+
+        ``y~ h_k < 0`` iff ``y~ omega_k' < y~ V_kk L'(0)`` (the prox is increasing): given the earlier
+        levels a Gaussian event in ``e_k``, in closed form; the earlier levels by the nested rule.
+        """
+        frame = context.frame
+        k = frame.e.shape[0]
+        n = self._nodes(x, mixture, frame, config)
+        mean = lambda g: row_average(frame.weight, jnp.sum(n.w * g, axis=(-2, -1)))
+        y_obs = frame.y_obs[..., None]
+        train_loss = mean(KD_LOSS.value(n.h, *self._labels(y_obs, n.h_prev)))
+        sd = jnp.sqrt(mixture.delta)
+        shifted = (frame.y * x.m + x.b + sd * jnp.tensordot(x.L, frame.e, axes=1)
+                   + jnp.tensordot(x.V[:k], frame.f, axes=1))
+        threshold = x.V[k] * KD_LOSS.grad(jnp.zeros_like(frame.h_prev), *self._labels(frame.y_obs, frame.h_prev))
+        width = sd * safe_sqrt(x.sigma2)
+        margin = frame.y_obs * (threshold - shifted)
+        wrong = jnp.where(width > 0, normal_cdf(margin / jnp.where(width > 0, width, 1.0)), margin > 0)
+        return row_average(frame.weight, jnp.sum(frame.w * wrong, axis=-1)), train_loss
