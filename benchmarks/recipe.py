@@ -11,13 +11,14 @@ Gradient: ``optimize_kd(free=("lam_t", "temperature"))`` from ``lam_t = 0.01, T 
 a host-side Armijo line search over one cached compiled value_and_grad).
 
 Chain (``run(...)["chain"]``): self-distillation (every generation gamma = 1, hard weight a = 0)
-over two generations on a noisy mixture (label noise 0.2, alpha = 2, rho = 0.3, logistic teacher lam_t =
-0.01), the last generation's error as a function of the per-generation (T_k, lam_k), four free
-parameters.  Gradient: ``optimize_kd(free=("gen1.temperature", "gen1.lam_s", "gen2.temperature",
-"gen2.lam_s"))`` from T = 1, lam = 0.01; grid: a ``kdjax.sweep`` over the same four names with
-no more points than the gradient search's solves (log-spaced T in [0.3, 10], lam in [1e-3, 1],
-the axes as even as that allows).  Inputs: ``chain_data()`` (same inputs when the library solves
-same-input chains of depth 2, else fresh sets of alpha_s = alpha).
+over two generations on a noisy mixture (label noise 0.2, alpha = 2, rho = 0.3, logistic teacher
+lam_t = 0.01), the last generation's error as a function of the per-generation (T_k, lam_k), four
+free parameters.  Gradient: ``optimize_kd(free=("gen1.temperature", "gen1.lam_s",
+"gen2.temperature", "gen2.lam_s"))`` from T = 1, lam = 0.01.  Grid: every point of a grid over
+the same four names (one compiled chain solve each) with no more points than the gradient
+search's solves (log-spaced T in [0.3, 10], lam in [1e-3, 1], the axes as even as that allows).
+Inputs: ``chain_data()`` (same inputs when the library solves same-input chains of depth 2, else
+fresh sets of alpha_s = alpha).
 
 Each search is run twice (``_common.cold_warm``): the first call's wall time includes the
 compilation, the second reuses the cached compiled functions.  Reported: best error found by each,
@@ -27,7 +28,7 @@ with >= 10x fewer solves.
 
 from __future__ import annotations
 
-from _common import cold_warm, kdjax, np
+from _common import cold_warm, jax, jnp, kdjax, np
 
 MIX = dict(alpha=2.0, delta=1.0)
 STUDENT = dict(gamma=0.5, temperature=1.0, hard_weight=0.5, lam=0.0, data="same")
@@ -88,6 +89,29 @@ def axis_sizes(budget: int, n_axes: int) -> list[int]:
         sizes[i] += 1
 
 
+@jax.jit
+def _chain_errors(mix, teacher, students, values):
+    from kdjax._sweep import solve, with_values
+
+    res = solve(*with_values(mix, teacher, students, values))
+    errors = jnp.stack([res.teacher.gen_error] + [g.gen_error for g in res.generations])
+    return jnp.where(res.converged, errors, jnp.nan)
+
+
+def grid_errors(mix, teacher, students, grid) -> np.ndarray:
+    """Every generation's error (NaN where the chain failed) at each point of ``grid``, shape
+    ``grid shape + (depth + 1,)``: one compiled whole-chain solve, called point by point (a
+    ``kdjax.sweep`` of a same-input chain fails in this tree: ``_sweep._starts`` passes the history
+    as a tuple to the same-input generation's ``start``)."""
+    names = list(grid)
+    shape = tuple(len(grid[n]) for n in names)
+    out = np.full(shape + (len(students) + 1,), np.nan)
+    for idx in np.ndindex(*shape):
+        values = {n: jnp.asarray(float(grid[n][i])) for n, i in zip(names, idx)}
+        out[idx] = np.asarray(_chain_errors(mix, teacher, students, values))
+    return out
+
+
 def chain_run(quick: bool) -> dict:
     data = chain_data()
     mix, teacher = kdjax.Mixture(**CHAIN_MIX), kdjax.Teacher("logistic", CHAIN_LAM_T)
@@ -105,13 +129,11 @@ def chain_run(quick: bool) -> dict:
 
     sizes = axis_sizes(opt.solves, len(CHAIN_FREE))
     grid = {name: np.geomspace(*CHAIN_RANGES[name.split(".")[1]], k) for name, k in zip(CHAIN_FREE, sizes)}
-    res, gtimes = cold_warm(lambda: kdjax.sweep(mix, teacher, students, grid))
-    last = res.generations[-1]
-    err, conv = np.asarray(last.gen_error), np.asarray(res.converged)
+    table, gtimes = cold_warm(lambda: grid_errors(mix, teacher, students, grid))
+    err, conv = table[..., -1], np.all(np.isfinite(table), axis=-1)
     ok = conv & np.isfinite(err)
     idx = np.unravel_index(np.argmin(np.where(ok, err, np.inf)), err.shape)
-    errors = [float(np.asarray(res.teacher.gen_error)[idx])] + [float(np.asarray(g.gen_error)[idx])
-                                                                for g in res.generations]
+    errors = [float(e) for e in table[idx]]
     grid_out = dict(
         shape=sizes, solves=int(np.prod(sizes)), best_error=float(err[idx]),
         best=dict((name, float(grid[name][i])) for name, i in zip(CHAIN_FREE, idx)),
