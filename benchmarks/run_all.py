@@ -280,7 +280,7 @@ def chain_markdown(c: dict) -> list[str]:
             f"| method | best error | at ({', '.join(pr['free'])}) | errors gen 0 / 1 / 2 | solves "
             "| wall (compile excluded) | wall (compile included) |",
             "|---|---|---|---|---|---|---|",
-            f"| sweep grid {'x'.join(map(str, gr['shape']))} | {gr['best_error']:.6f} | ({at(gr['best'])}) "
+            f"| grid {'x'.join(map(str, gr['shape']))} | {gr['best_error']:.6f} | ({at(gr['best'])}) "
             f"| {errs(gr['chain_errors'])} | {gr['solves']} | {gr['seconds']:.2f} s | {gr['first_call_s']:.1f} s |",
             f"| optimize_kd from T = {gd['start']['temperature']}, lam = {gd['start']['lam']} "
             f"(error {gd['start_error']:.6f}) | {gd['best_error']:.6f} | ({at(gd['params'])}) "
