@@ -10,6 +10,16 @@ Grid: 30 x 30 (quick: 6 x 6), log-spaced ``lam_t`` in [1e-3, 10] and ``T`` in [0
 Gradient: ``optimize_kd(free=("lam_t", "temperature"))`` from ``lam_t = 0.01, T = 1`` (L-BFGS with
 a host-side Armijo line search over one cached compiled value_and_grad).
 
+Chain (``run(...)["chain"]``): self-distillation (every generation gamma = 1, hard weight a = 0)
+over two generations on a noisy mixture (label noise 0.2, alpha = 2, rho = 0.3, logistic teacher
+lam_t = 0.01), the last generation's error as a function of the per-generation (T_k, lam_k), four
+free parameters.  Gradient: ``optimize_kd(free=("gen1.temperature", "gen1.lam_s",
+"gen2.temperature", "gen2.lam_s"))`` from T = 1, lam = 0.01.  Grid: every point of a grid over
+the same four names (one compiled chain solve each) with no more points than the gradient
+search's solves (log-spaced T in [0.3, 10], lam in [1e-3, 1], the axes as even as that allows).
+Inputs: ``chain_data()`` (same inputs when the library solves same-input chains of depth 2, else
+fresh sets of alpha_s = alpha).
+
 Each search is run twice (``_common.cold_warm``): the first call's wall time includes the
 compilation, the second reuses the cached compiled functions.  Reported: best error found by each,
 fixed-point solves, wall times.  Target: the gradient search gets within 1e-3 of the grid's best
@@ -18,7 +28,7 @@ with >= 10x fewer solves.
 
 from __future__ import annotations
 
-from _common import cold_warm, kdjax, np
+from _common import cold_warm, jax, jnp, kdjax, np
 
 MIX = dict(alpha=2.0, delta=1.0)
 STUDENT = dict(gamma=0.5, temperature=1.0, hard_weight=0.5, lam=0.0, data="same")
@@ -41,7 +51,108 @@ def grid_search(k: int) -> dict:
     ) | times
 
 
+CHAIN_MIX = dict(alpha=2.0, delta=1.0, rho=0.3, label_noise=0.2)  # rho = 0.3: finite optimal ridges
+CHAIN_LAM_T = 0.01
+CHAIN_FREE = ("gen1.temperature", "gen1.lam_s", "gen2.temperature", "gen2.lam_s")
+CHAIN_RANGES = {"temperature": (0.3, 10.0), "lam_s": (1e-3, 1.0)}
+CHAIN_START = dict(temperature=1.0, lam=0.01)
+
+
+def chain_data() -> str:
+    """``"same"`` when same-input chains of depth 2 are solved (docs/model.md), else ``"fresh"``
+    (the chain's structural check only, nothing solved)."""
+    from kdjax._generations.solve import check_chain, generations_of
+
+    students = chain_students("same")
+    try:
+        check_chain(kdjax.Mixture(**CHAIN_MIX), generations_of(kdjax.Teacher("logistic", CHAIN_LAM_T), students),
+                    eager_regimes=False)
+        return "same"
+    except NotImplementedError:
+        return "fresh"
+
+
+def chain_students(data: str, **over) -> tuple:
+    kw = dict(gamma=1.0, hard_weight=0.0, data=data) | CHAIN_START | over
+    if data == "fresh":
+        kw["alpha"] = CHAIN_MIX["alpha"]
+    return (kdjax.Student(**kw), kdjax.Student(**kw))
+
+
+def axis_sizes(budget: int, n_axes: int) -> list[int]:
+    """Per-axis point counts, as even as possible, whose product is the largest <= ``budget``."""
+    sizes = [1] * n_axes
+    while True:
+        i = min(range(n_axes), key=lambda j: sizes[j])
+        if int(np.prod(sizes)) // sizes[i] * (sizes[i] + 1) > budget:
+            return sizes
+        sizes[i] += 1
+
+
+@jax.jit
+def _chain_errors(mix, teacher, students, values):
+    from kdjax._sweep import solve, with_values
+
+    res = solve(*with_values(mix, teacher, students, values))
+    errors = jnp.stack([res.teacher.gen_error] + [g.gen_error for g in res.generations])
+    return jnp.where(res.converged, errors, jnp.nan)
+
+
+def grid_errors(mix, teacher, students, grid) -> np.ndarray:
+    """Every generation's error (NaN where the chain failed) at each point of ``grid``, shape
+    ``grid shape + (depth + 1,)``: one compiled whole-chain solve, called point by point (a
+    ``kdjax.sweep`` of a same-input chain fails in this tree: ``_sweep._starts`` passes the history
+    as a tuple to the same-input generation's ``start``)."""
+    names = list(grid)
+    shape = tuple(len(grid[n]) for n in names)
+    out = np.full(shape + (len(students) + 1,), np.nan)
+    for idx in np.ndindex(*shape):
+        values = {n: jnp.asarray(float(grid[n][i])) for n, i in zip(names, idx)}
+        out[idx] = np.asarray(_chain_errors(mix, teacher, students, values))
+    return out
+
+
+def chain_run(quick: bool) -> dict:
+    data = chain_data()
+    mix, teacher = kdjax.Mixture(**CHAIN_MIX), kdjax.Teacher("logistic", CHAIN_LAM_T)
+    students = chain_students(data)
+    opt, times = cold_warm(lambda: kdjax.optimize_kd(mix, teacher, students, CHAIN_FREE,
+                                                     steps=10 if quick else 30, tol=1e-8))
+    path = {key: np.asarray(v).tolist() for key, v in opt.path.items()}
+    gradient = dict(
+        best_error=opt.gen_error, params=opt.params, solves=opt.solves, converged=opt.converged,
+        start=CHAIN_START, iterations=len(path["gen_error"]) - 1, start_error=path["gen_error"][0],
+        chain_errors=list(opt.chain_errors), best_depth=opt.best_depth, path=path,
+    ) | times
+    print(f"  recipe chain ({data}) optimize_kd: best {opt.gen_error:.6f} (start {path['gen_error'][0]:.6f}), "
+          f"{opt.solves} solves, {times['seconds']:.1f} s ({times['first_call_s']:.1f} s with compile)", flush=True)
+
+    sizes = axis_sizes(opt.solves, len(CHAIN_FREE))
+    grid = {name: np.geomspace(*CHAIN_RANGES[name.split(".")[1]], k) for name, k in zip(CHAIN_FREE, sizes)}
+    table, gtimes = cold_warm(lambda: grid_errors(mix, teacher, students, grid))
+    err, conv = table[..., -1], np.all(np.isfinite(table), axis=-1)
+    ok = conv & np.isfinite(err)
+    idx = np.unravel_index(np.argmin(np.where(ok, err, np.inf)), err.shape)
+    errors = [float(e) for e in table[idx]]
+    grid_out = dict(
+        shape=sizes, solves=int(np.prod(sizes)), best_error=float(err[idx]),
+        best=dict((name, float(grid[name][i])) for name, i in zip(CHAIN_FREE, idx)),
+        chain_errors=errors, converged_fraction=float(ok.mean()), ranges=CHAIN_RANGES,
+    ) | gtimes
+    print(f"  recipe chain grid {'x'.join(map(str, sizes))}: best {grid_out['best_error']:.6f} in "
+          f"{gtimes['seconds']:.1f} s ({gtimes['first_call_s']:.1f} s with compile)", flush=True)
+    return dict(
+        problem=dict(mixture=CHAIN_MIX, lam_t=CHAIN_LAM_T, data=data, depth=2, gamma=1.0, hard_weight=0.0,
+                     free=list(CHAIN_FREE)),
+        gradient=gradient, grid=grid_out,
+        error_gap_gradient_minus_grid=opt.gen_error - grid_out["best_error"],
+        note="self-distillation chain; the grid has at most as many points as the gradient search used "
+             "solves (one solve = the whole chain).",
+    )
+
+
 def run(quick: bool) -> dict:
+    chain = chain_run(quick)
     k = 6 if quick else 30
     grid = grid_search(k)
     print(f"  recipe grid {k}x{k}: best {grid['best_error']:.6f} in {grid['seconds']:.1f} s "
@@ -73,6 +184,7 @@ def run(quick: bool) -> dict:
         time_ratio_including_compile=grid["first_call_s"] / gradient["first_call_s"],
         target="gradient within 1e-3 of the grid's best with >= 10x fewer solves",
         target_met=bool(within and fewer >= 10),
+        chain=chain,
         note="gradient solves = objective evaluations (value + gradient through both fixed points, "
              "line-search trials included) plus the final eager solve. seconds: second call (compiled "
              "functions cached); first_call_s: first call, compilation included.",

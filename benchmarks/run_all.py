@@ -145,6 +145,11 @@ def markdown(res: dict) -> str:
         L.append(f"| recipe | solves grid / gradient | {r['grid']['solves']} / {r['gradient']['solves']} = "
                  f"{r['solves_ratio_grid_over_gradient']:.1f}x | >= 10x "
                  f"| {_yes(r['solves_ratio_grid_over_gradient'] >= 10)} |")
+        if "chain" in r:
+            c = r["chain"]
+            gap = c["error_gap_gradient_minus_grid"]
+            L.append(f"| recipe | chain: gradient best error - grid best (same solves) | {gap:+.2e} | <= 0 "
+                     f"| {_yes(gap <= 0)} |")
     if "cold" in b and "targets" in b["cold"]:
         import cold
 
@@ -245,6 +250,8 @@ def markdown(res: dict) -> str:
               f"Gradient path reaches grid best + 1e-3 at iteration {gd['first_iteration_within_1e_3_of_grid']} "
               f"of {gd['iterations']}. Wall-time ratio grid / gradient: {r['time_ratio_grid_over_gradient']:.1f}x "
               f"(compile excluded), {r['time_ratio_including_compile']:.1f}x (included). {r['note']}", ""]
+        if "chain" in r:
+            L += chain_markdown(r["chain"])
 
     if "chain_mc" in b and "chains" in b["chain_mc"]:
         import chain_mc
@@ -263,6 +270,31 @@ def markdown(res: dict) -> str:
     L += ["## Wall time per benchmark", "", "| benchmark | wall |", "|---|---|"]
     L += [f"| {k} | {v['_wall_s']:.1f} s |" for k, v in b.items()]
     return "\n".join(L) + "\n"
+
+
+def chain_markdown(c: dict) -> list[str]:
+    """The recipe benchmark's chain rows: a self-distillation chain over per-generation (T, lam)."""
+    pr, gr, gd = c["problem"], c["grid"], c["gradient"]
+
+    def at(values):
+        return ", ".join(f"{values[n]:.3g}" for n in pr["free"])
+
+    def errs(e):
+        return " / ".join(f"{x:.5f}" for x in e)
+
+    return ["### (e') Self-distillation chain: per-generation (T, lam), gradient vs grid", "",
+            f"Depth {pr['depth']}, {pr['data']} inputs, gamma = 1, a = 0, label noise "
+            f"{pr['mixture']['label_noise']}, alpha = {pr['mixture']['alpha']}, teacher lam_t = {pr['lam_t']}; "
+            f"objective: the last generation's error.", "",
+            f"| method | best error | at ({', '.join(pr['free'])}) | errors gen 0 / 1 / 2 | solves "
+            "| wall (compile excluded) | wall (compile included) |",
+            "|---|---|---|---|---|---|---|",
+            f"| grid {'x'.join(map(str, gr['shape']))} | {gr['best_error']:.6f} | ({at(gr['best'])}) "
+            f"| {errs(gr['chain_errors'])} | {gr['solves']} | {gr['seconds']:.2f} s | {gr['first_call_s']:.1f} s |",
+            f"| optimize_kd from T = {gd['start']['temperature']}, lam = {gd['start']['lam']} "
+            f"(error {gd['start_error']:.6f}) | {gd['best_error']:.6f} | ({at(gd['params'])}) "
+            f"| {errs(gd['chain_errors'])} | {gd['solves']} | {gd['seconds']:.2f} s | {gd['first_call_s']:.1f} s |",
+            "", f"Best depth at the gradient optimum: {gd['best_depth']}. {c['note']}", ""]
 
 
 def main(argv=None):

@@ -18,11 +18,12 @@ from kdjax import paper
 from kdjax.paper import _common, double_descent, temperature
 
 FIGURES = ["fig1_inheritance.png", "fig2_limited_by_teacher.png", "fig3_double_descent.png",
-           "fig4_temperature.png", "fig5_theory_vs_simulation.png"]
+           "fig4_temperature.png", "fig5_theory_vs_simulation.png", "fig6_self_distillation.png"]
 CSVS = ["fig1_kd_student.csv", "fig1_hard_student.csv", "fig1_reference.csv",
         "fig1_label_noise.csv", "fig1_simulation.csv", "fig2_best_over_temperature.csv", "fig2_optimal_lam_t.csv",
         "fig3_double_descent.csv", "fig3_peaks.csv", "fig3_simulation.csv",
-        "fig4_error_vs_temperature.csv", "fig4_optimal_map.csv", "fig5_theory_vs_simulation.csv"]
+        "fig4_error_vs_temperature.csv", "fig4_optimal_map.csv", "fig5_theory_vs_simulation.csv",
+        "fig6_error_vs_depth.csv", "fig6_optimal_schedule.csv", "fig6_gain_map.csv"]
 TOL = 1e-8
 PLAN = paper.plan(quick=True)
 
@@ -292,7 +293,7 @@ def test_progress_callback_covers_every_stage_in_order(reproduction):
     _, _, calls = reproduction
     stages = [c[0] for c in calls]
     order = ["inheritance", "limited by the teacher", "double descent", "temperature",
-             "simulation", "figures"]
+             "simulation", "self-distillation", "figures"]
     assert [s for k, s in enumerate(stages) if k == 0 or stages[k - 1] != s] == order
     assert all(0 <= done <= total for _, done, total in calls)
     for stage in order:  # each stage reaches its total exactly once, at its end

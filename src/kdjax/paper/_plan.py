@@ -59,6 +59,22 @@ class Plan:
     # each new alpha costs one compilation of the simulator
     sim_dd_points: tuple = ((0.35, 0.0, 1e-4), (1.0, 0.0, 1e-4), (1.0, 1.0, 1e-4),
                             (2.0, 0.0, 1e-4), (2.0, 1.0, 1e-4), (2.0, 0.0, 0.1))
+    # self-distillation chains (gamma = 1, a = 0, same inputs; paper/self_distillation.py)
+    sd_data: str = "same"
+    sd_alpha: float = 2.0
+    sd_rho: float = 0.3  # unbalanced: at rho = 0.5 the best ridge is infinite (report header)
+    sd_lam_t: float = 0.01
+    sd_temperature: float = 2.0
+    sd_lam: float = 0.01
+    sd_depth: int = 4  # generations 1..K of (a)
+    sd_label_noises: tuple = (0.0, 0.1, 0.2, 0.3)
+    sd_sim_n_features: int = 1000
+    sd_sim_seeds: int = 4
+    sd_opt_noise: float = 0.2  # (b): optimize_kd over (T_k, lam_k), k = 1..sd_opt_depth
+    sd_opt_depth: int = 2
+    sd_opt_steps: int = 20
+    sd_gain_alphas: tuple = (0.5, 1.0, 2.0, 4.0)  # (c): generation 1 vs its teacher
+    sd_gain_noises: tuple = (0.0, 0.1, 0.2, 0.3)
 
 
 def plan(quick: bool = False) -> Plan:
@@ -82,6 +98,12 @@ def plan(quick: bool = False) -> Plan:
         sim_seeds=3,
         sim_lam_t=(0.003, 0.3, 3.0),
         sim_dd_points=((2.0, 0.0, 1e-4), (2.0, 1.0, 1e-4), (2.0, 0.0, 0.1)),
+        sd_depth=3,
+        sd_sim_n_features=300,
+        sd_sim_seeds=3,
+        sd_opt_steps=8,
+        sd_gain_alphas=(1.0, 2.0, 4.0),
+        sd_gain_noises=(0.0, 0.2, 0.3),
     )
 
 

@@ -1,4 +1,5 @@
-"""The reproduction's assembly: compute the five figures, check them, write every file.
+"""The reproduction's assembly: compute the five figures and the self-distillation study, check
+them, write every file.
 
 ``run(out_dir, quick, progress)`` is what ``kdjax reproduce`` calls: ``compute`` runs the figure
 modules in order (each figure's numbers feed the later ones), ``checks`` tests the physics of the
@@ -24,13 +25,13 @@ import time
 
 import numpy as np
 
-from . import double_descent, inheritance, limited_by_teacher, simulations, temperature
+from . import double_descent, inheritance, limited_by_teacher, self_distillation, simulations, temperature
 from ._common import Optima, Solves, write_csv
 from ._plan import Plan, Progress, plan
 
 __all__ = ["Results", "compute", "checks", "report", "write_all", "run", "FIGURES"]
 
-FIGURES = (inheritance, limited_by_teacher, double_descent, temperature, simulations)
+FIGURES = (inheritance, limited_by_teacher, double_descent, temperature, simulations, self_distillation)
 
 
 @dataclasses.dataclass
@@ -43,6 +44,7 @@ class Results:
     double_descent: double_descent.DoubleDescent
     temperature: temperature.Temperature
     simulation: simulations.Simulations
+    self_distillation: self_distillation.SelfDistillation
     timings: dict  # stage -> seconds, and "total"
     solves: Solves  # count, seconds, refused
     optima: Optima  # calls, evaluations, seconds, failures
@@ -50,7 +52,7 @@ class Results:
 
 
 def compute(quick: bool = False, progress: Progress | None = None) -> Results:
-    """All five experiments plus the plan, timings and checks."""
+    """All five experiments and the self-distillation study, plus the plan, timings and checks."""
     p = plan(quick)
     solves = Solves(p)
     optima = Optima(p, solves)
@@ -69,9 +71,10 @@ def compute(quick: bool = False, progress: Progress | None = None) -> Results:
     fig3 = timed("double descent", double_descent.compute, p, solves, progress)
     fig4 = timed("temperature", temperature.compute, p, solves, optima, fig1, progress)
     fig5 = timed("simulation", simulations.compute, p, solves, progress)
+    fig6 = timed("self-distillation", self_distillation.compute, p, progress)
     timings["total"] = time.perf_counter() - t0
     res = Results(plan=p, inheritance=fig1, limited=fig2, double_descent=fig3, temperature=fig4,
-                  simulation=fig5, timings=timings, solves=solves, optima=optima)
+                  simulation=fig5, self_distillation=fig6, timings=timings, solves=solves, optima=optima)
     res.checks = checks(res)
     return res
 
@@ -96,6 +99,25 @@ def _simulation_check(f5: simulations.Simulations):
              bool(np.all(within)),
              f"{int(ok.sum())} points, max |z| = {np.max(np.abs(z)):.2f}, "
              f"chi2 = {np.sum(z ** 2):.1f} for {z.size} values (student and teacher)")]
+
+
+def _self_distillation_checks(sd: self_distillation.SelfDistillation):
+    out = []
+    errors = _finite(sd.theory, sd.opt_errors, sd.gain_teacher, sd.gain_student)
+    if errors.size:
+        out.append(("every self-distillation error lies in [0, 0.5]",
+                    bool(np.all((errors >= 0) & (errors <= 0.5))), f"{errors.size} values"))
+    if np.isfinite(sd.opt_errors).all() and np.isfinite(sd.opt_start_errors).all():
+        out.append(("the optimal self-distillation schedule is no worse than the fixed one (last generation)",
+                    bool(sd.opt_errors[-1] <= sd.opt_start_errors[-1] + 1e-12),
+                    f"{sd.opt_errors[-1]:.5f} vs {sd.opt_start_errors[-1]:.5f}"))
+    ok = np.isfinite(sd.sim_mean) & np.isfinite(sd.theory)
+    if ok.any():
+        gap = np.abs(sd.sim_mean - sd.theory)[ok]
+        allow = 3 * sd.sim_sem[ok] + 1.0 / np.sqrt(float(sd.n_features))
+        out.append(("every simulated self-distillation error is within 3 s.e.m. + 1/sqrt(N) of the theory",
+                    bool(np.all(gap <= allow)), f"{int(ok.sum())} values, largest gap {gap.max():.4f}"))
+    return out
 
 
 def checks(res: Results) -> list[tuple[str, bool, str]]:
@@ -143,7 +165,7 @@ def checks(res: Results) -> list[tuple[str, bool, str]]:
     regs = [c for c in f3.curves if c.curve.lam_s == p.dd_lam_s_reg]
     out.append(("no curve with lam_s = %g has an interior maximum" % p.dd_lam_s_reg,
                 not any(c.has_peak for c in regs), f"{len(regs)} curves"))
-    return out + _simulation_check(res.simulation)
+    return out + _simulation_check(res.simulation) + _self_distillation_checks(res.self_distillation)
 
 
 # --------------------------------------------------------------------------- report.md
