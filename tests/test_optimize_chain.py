@@ -30,6 +30,7 @@ def evaluator(mixture, teacher, chain, free):
     return f, _start(base, free)
 
 
+@pytest.mark.slow  # the implicit gradient of a depth-2 chain vs differences runs by default in test_chain.py
 def test_chain_objective_gradient_matches_central_differences():
     free = ("gen1.temperature", "gen2.temperature", "gen2.lam_s", "lam_t", "label_noise")
     f, x = evaluator(MIX, Teacher("logistic", 0.1), (fresh(2.0, 0.01), fresh(1.5, 0.02)), free)
