@@ -99,11 +99,12 @@ def plan(quick: bool = False) -> Plan:
         sim_lam_t=(0.003, 0.3, 3.0),
         sim_dd_points=((2.0, 0.0, 1e-4), (2.0, 1.0, 1e-4), (2.0, 0.0, 0.1)),
         sd_depth=3,
+        sd_label_noises=(0.0, 0.2),
         sd_sim_n_features=300,
-        sd_sim_seeds=3,
-        sd_opt_steps=8,
-        sd_gain_alphas=(1.0, 2.0, 4.0),
-        sd_gain_noises=(0.0, 0.2, 0.3),
+        sd_sim_seeds=2,
+        sd_opt_steps=6,
+        sd_gain_alphas=(1.0, 4.0),
+        sd_gain_noises=(0.0, 0.3),
     )
 
 
