@@ -13,8 +13,7 @@ from kdjax import paper
 from kdjax.paper import self_distillation as sd
 from kdjax.paper._common import write_csv
 
-SAME_CHAINS = sd.same_chains_supported()
-DEPTH = 2  # same inputs where the library solves them, else fresh (the study's own fallback)
+DEPTH = 2
 PLAN = dataclasses.replace(paper.plan(quick=True), sd_depth=DEPTH, sd_label_noises=(0.0, 0.2),
                            sd_gain_alphas=(2.0,), sd_gain_noises=(0.0, 0.2))
 
@@ -50,7 +49,7 @@ def test_theory_csv_columns_and_rows(study):
     np.testing.assert_allclose(gain["gain"], gain["teacher_error"] - gain["student_error"], atol=1e-15)
     header, rows = read(paths["fig6_optimal_schedule.csv"])
     assert header == sd.OPTIMAL_SCHEDULE and rows.shape[0] == 0  # not run: every row NaN, dropped
-    assert res.data == ("same" if SAME_CHAINS else "fresh")
+    assert res.data == "same"
     text = "\n".join(sd.section(holder))
     assert "## Self-distillation" in text and "nan" not in text.lower().replace("n/a", "")
 
@@ -76,10 +75,8 @@ def test_theory_rows_are_the_solver_chain_and_its_first_generation_the_student(s
 @pytest.mark.parametrize("eta", [0.0, 0.2])
 def test_a_copying_generation_copies_its_predecessor(eta):
     """T = 1, a = 0, lam = 0, gamma unchanged, same inputs: generation k copies k - 1 (every eta)."""
-    if SAME_CHAINS:  # a distilled generation, then its copy
-        chain = sd.students(PLAN, 2, "same", temperature=[PLAN.sd_temperature, 1.0], lam=[PLAN.sd_lam, 0.0])
-    else:  # the first generation copies the teacher
-        chain = sd.students(PLAN, 1, "same", temperature=[1.0], lam=[0.0])
+    # a distilled generation, then its copy
+    chain = sd.students(PLAN, 2, "same", temperature=[PLAN.sd_temperature, 1.0], lam=[PLAN.sd_lam, 0.0])
     errors = sd.theory(PLAN, eta, chain)
     assert np.all(np.isfinite(errors))
     assert abs(errors[-1] - errors[-2]) < 1e-8, errors

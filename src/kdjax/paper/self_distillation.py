@@ -24,7 +24,7 @@ import kdjax
 from ._common import EPS, SIM_LABEL, Table, colors, figure, fmt, g, save, solve_or_none
 from ._plan import Plan, Progress, tick
 
-__all__ = ["SelfDistillation", "compute", "theory", "students", "same_chains_supported", "tables", "plot",
+__all__ = ["SelfDistillation", "compute", "theory", "students", "tables", "plot",
            "section", "PNG", "CSVS"]
 
 STAGE = "self-distillation"
@@ -58,29 +58,11 @@ class SelfDistillation:
     seconds: dict
 
 
-def same_chains_supported() -> bool:
-    """Whether ``kdjax.solve_chain`` solves same-input chains deeper than one generation (a
-    structural check, nothing is solved)."""
-    from .._generations.solve import check_chain, generations_of
-
-    try:
-        chain = generations_of(kdjax.Teacher("logistic", 0.1), (kdjax.Student(), kdjax.Student()))
-        check_chain(kdjax.Mixture(2.0, 1.0), chain, eager_regimes=False)
-    except NotImplementedError:
-        return False
-    return True
-
-
-def _data(p: Plan) -> str:
-    if p.sd_data == "same" and p.sd_depth > 1 and not same_chains_supported():
-        return "fresh"
-    return p.sd_data
-
 
 def students(p: Plan, depth: int, data: str | None = None, temperature=None, lam=None) -> tuple:
     """The self-distillation chain of ``depth`` generations (``gamma = 1``, ``a = 0``), each at
     the plan's ``(T, lam)`` unless per-generation sequences are given."""
-    data = data or _data(p)
+    data = data or p.sd_data
     temperature = [p.sd_temperature] * depth if temperature is None else list(temperature)
     lam = [p.sd_lam] * depth if lam is None else list(lam)
     extra = dict(alpha=float(p.sd_alpha)) if data == "fresh" else {}
@@ -142,7 +124,7 @@ def _optimum(p: Plan, data: str):
 def compute(p: Plan, progress: Progress | None = None, *, simulate: bool = True,
             optimise: bool = True) -> SelfDistillation:
     """The study's three parts (``simulate`` / ``optimise`` off: those parts are NaN)."""
-    data, K = _data(p), p.sd_depth
+    data, K = p.sd_data, p.sd_depth
     etas = np.asarray(p.sd_label_noises, float)
     alphas, gain_etas = np.asarray(p.sd_gain_alphas, float), np.asarray(p.sd_gain_noises, float)
     total = 2 * etas.size + 1 + alphas.size * gain_etas.size
@@ -305,9 +287,6 @@ def section(res) -> list[str]:
     add(f"**Setting.** alpha = {p.sd_alpha:g}, Delta = {p.delta:g}, rho = {p.sd_rho:g}, {p.loss} teacher "
         f"lam_t = {p.sd_lam_t:g}; every generation T = {p.sd_temperature:g}, lam = {p.sd_lam:g}; "
         f"{r.data} inputs (data `fig6_error_vs_depth.csv`, `fig6_optimal_schedule.csv`, `fig6_gain_map.csv`).")
-    if r.data != p.sd_data:
-        add(f"- Same-input chains deeper than one generation are not solved by this kdjax: the chains "
-            f"below use {r.data} inputs (alpha_s = alpha).")
     add("")
     add("- (a) Error of each generation (theory; simulation mean +- s.e.m. where run):")
     add("")
