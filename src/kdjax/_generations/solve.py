@@ -302,9 +302,11 @@ def solve_chain(mixture: Mixture, teacher: Teacher, students, config: SolverConf
     ``kdjax.Student`` of ``students`` distilled from the one before (its own ``gamma``, no larger
     than its predecessor's, temperature, hard weight, ridge and inputs).
 
-    A fold over generations: each generation's program is compiled once per structure (a chain of
-    fresh-input generations compiles each kind once, whatever its depth) and gradients flow
-    through every fixed point.  ``throw`` as in ``solve_teacher``; a failure names the first
+    Same-input, fresh-input and mixed chains of any depth (docs/chains.md): a same-input generation
+    after other students reads the joint cavity of all of them (``SameKD``, nested rule set by
+    ``SolverConfig.chain_nodes``).  A fold over generations: each generation's program is compiled
+    once per structure (a chain of fresh-input generations compiles each kind once, whatever its
+    depth; a same-input generation once per depth) and gradients flow through every fixed point.  ``throw`` as in ``solve_teacher``; a failure names the first
     generation that failed.  ``x0``: a previous ``ChainResult`` of the same structure (or of a
     prefix of it) to start from.
     """
