@@ -306,9 +306,9 @@ def solve_chain(mixture: Mixture, teacher: Teacher, students, config: SolverConf
     after other students reads the joint cavity of all of them (``SameKD``, nested rule set by
     ``SolverConfig.chain_nodes``).  A fold over generations: each generation's program is compiled
     once per structure (a chain of fresh-input generations compiles each kind once, whatever its
-    depth; a same-input generation once per depth) and gradients flow through every fixed point.  ``throw`` as in ``solve_teacher``; a failure names the first
-    generation that failed.  ``x0``: a previous ``ChainResult`` of the same structure (or of a
-    prefix of it) to start from.
+    depth; a same-input generation once per depth) and gradients flow through every fixed point.
+    ``throw`` as in ``solve_teacher``; a failure names the first generation that failed.  ``x0``: a
+    previous ``ChainResult`` of the same structure (or of a prefix of it) to start from.
     """
     check_instance("config", config, SolverConfig)
     students = tuple(students) if not isinstance(students, Student) else (students,)
