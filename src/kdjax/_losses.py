@@ -248,7 +248,7 @@ class Square(Loss):
         return Moments(f=mu, f2=mu**2 + var, D=jnp.broadcast_to(1.0 / k, mu.shape), loss=0.5 * (mu**2 + var))
 
 
-def _lower_tail(t):
+def lower_tail(t):
     """``E[(t - xi)^k ; xi < t]`` for ``k = 0, 1, 2``, ``xi ~ N(0, 1)``."""
     Phi, phi = normal_cdf(t), normal_pdf(t)
     return Phi, t * Phi + phi, (1.0 + t**2) * Phi + t * phi
@@ -283,8 +283,8 @@ class Hinge(Loss):
         ``f = y (1 - u) / V``, ``D = 1/V`` for ``1 - V <= u < 1``; ``f = y`` and loss
         ``1 - V - u`` for ``u < 1 - V``; each piece integrated in closed form."""
         mu = y * mean
-        P1, G1, H1 = _lower_tail((1.0 - mu) / sd)  # u < 1
-        P3, G3, H3 = _lower_tail((1.0 - V - mu) / sd)  # u < 1 - V
+        P1, G1, H1 = lower_tail((1.0 - mu) / sd)  # u < 1
+        P3, G3, H3 = lower_tail((1.0 - V - mu) / sd)  # u < 1 - V
         one_minus_u = sd * G1 - (V * P3 + sd * G3)  # E[(1-u); 1-V <= u < 1]
         one_minus_u2 = sd**2 * H1 - (V**2 * P3 + 2 * V * sd * G3 + sd**2 * H3)
         yf = one_minus_u / V + P3

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from ._generations.solve import ChainResult, _chain_result, fold, generations_of
+from ._generations.solve import ChainResult, chain_result, fold, generations_of
 from ._params import Mixture, SolverConfig, Student, Teacher, check_instance, check_integer, real_value
 from ._solve import RESULTS
 
@@ -103,7 +103,7 @@ def solve(mixture, teacher, student=None, config: SolverConfig = SolverConfig(),
         return results[0]
     if isinstance(student, Student):
         return eqx.tree_at(lambda r: r.teacher, results[1], results[0], is_leaf=lambda x: x is None)
-    return _chain_result(results)
+    return chain_result(results)
 
 
 class Point(eqx.Module):

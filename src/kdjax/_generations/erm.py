@@ -25,7 +25,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._losses import Hinge, _lower_tail
+from .._losses import Hinge, lower_tail
 from .._observables import gen_error_unchecked
 from .._params import Teacher
 from .._quadrature import label_rows, normal_cdf, row_average, safe_sqrt
@@ -58,7 +58,7 @@ def _clip_moments(theta, mu, kappa):
     ``E[c_y], E[c_y^2], P(0 < c_y < 1)``.  One call of the lower-tail moments for all four
     arguments (a small program: this runs inside every evaluation of the map)."""
     a = jnp.stack([theta - mu, theta + mu])
-    P, G, H = _lower_tail(jnp.concatenate([a, a - kappa]))
+    P, G, H = lower_tail(jnp.concatenate([a, a - kappa]))
     (P1, P0), (G1, G0), (H1, H0) = (jnp.split(v, 2) for v in (P, G, H))
     return (G1 - G0) / kappa, (H1 - H0 - 2.0 * kappa * G0) / kappa**2, P1 - P0
 

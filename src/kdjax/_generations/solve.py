@@ -286,7 +286,8 @@ class ChainResult(eqx.Module):
         return tuple(g.r_teacher for g in self.generations)
 
 
-def _chain_result(results) -> ChainResult:
+def chain_result(results) -> ChainResult:
+    """The ``ChainResult`` of a fold's results (teacher first): the first failure names the chain's code."""
     codes = [r.result for r in results]
     result, failed = RESULTS.successful, jnp.asarray(-1)
     for k in range(len(results) - 1, -1, -1):  # the first failure wins
@@ -328,4 +329,4 @@ def solve_chain(mixture: Mixture, teacher: Teacher, students, config: SolverConf
     results = fold(mixture, generations, config, x0s)
     if throw:
         _raise_if_any_failed(results, ["teacher"] + [f"generation {k}" for k in range(1, len(results))])
-    return _chain_result(results)
+    return chain_result(results)
