@@ -69,10 +69,9 @@ class Frame(eqx.Module):
 
 
 class Context(eqx.Module):
-    """What a same-input generation reads of the chain before it: the solved ``history``, its
-    ``records`` and the ``frame``."""
+    """What a same-input generation reads of the chain before it: the earlier generations'
+    ``records`` and their outputs at the nodes (the ``frame``)."""
 
-    history: tuple
     records: tuple
     frame: Frame
 
@@ -148,7 +147,7 @@ class SameKD(KD):
     reads_records: ClassVar[bool] = True
 
     def prepare(self, mixture, history, config) -> Context:
-        return Context(history=history, records=tuple(s.record for s in history),
+        return Context(records=tuple(s.record for s in history),
                        frame=_frame(history, mixture, config))
 
     def valid(self, x: SameState):
@@ -193,18 +192,20 @@ class SameKD(KD):
         V_hat = jnp.stack([-alpha * delta * mean(d) for d in n.df])
         return alpha * mean(frame.y[..., None] * n.f), V_hat, Xi_row, mean(n.f), -mean(n.df[k])
 
-    def map(self, x: SameState, mixture, context: Context, config) -> SameState:
-        """One application of the saddle-point map (C.2)-(C.11)."""
+    def _weights(self, x: SameState, mixture, context: Context, config):
+        """The weights (C.5)-(C.10) from the conjugates at ``x``, with ``Xi_k.`` and the bias step (C.11)."""
         m_hat, V_hat, Xi_row, Ef, ED = self._conjugates(x, mixture, context.frame, config)
         st = self.params
-        w = update(context.records, st.gamma, st.lam, mixture.delta, m_hat, V_hat, Xi_row)
-        return SameState(m=w.m, b=x.b + Ef / ED, L=w.L, sigma2=w.sigma2, V=w.V)  # (C.11)
+        return update(context.records, st.gamma, st.lam, mixture.delta, m_hat, V_hat, Xi_row), Xi_row, Ef / ED
+
+    def map(self, x: SameState, mixture, context: Context, config) -> SameState:
+        """One application of the saddle-point map (C.2)-(C.11)."""
+        w, _, step = self._weights(x, mixture, context, config)
+        return SameState(m=w.m, b=x.b + step, L=w.L, sigma2=w.sigma2, V=w.V)
 
     def record(self, x: SameState, mixture, context: Context, records, config) -> Record:
-        m_hat, V_hat, Xi_row, _, _ = self._conjugates(x, mixture, context.frame, config)
-        st = self.params
-        w = update(context.records, st.gamma, st.lam, mixture.delta, m_hat, V_hat, Xi_row)
-        return record_of(w, x.b, st.gamma, Xi_row)
+        w, Xi_row, _ = self._weights(x, mixture, context, config)
+        return record_of(w, x.b, self.params.gamma, Xi_row)
 
     def _overlaps(self, x: SameState, context: Context):
         """``q``, ``r`` with generation ``k - 1`` and ``r_teacher`` (C.7), (C.10)."""
