@@ -15,10 +15,8 @@ over two generations on a noisy mixture (label noise 0.2, alpha = 2, rho = 0.3, 
 lam_t = 0.01), the last generation's error as a function of the per-generation (T_k, lam_k), four
 free parameters.  Gradient: ``optimize_kd(free=("gen1.temperature", "gen1.lam_s",
 "gen2.temperature", "gen2.lam_s"))`` from T = 1, lam = 0.01.  Grid: every point of a grid over
-the same four names (one compiled chain solve each) with no more points than the gradient
-search's solves (log-spaced T in [0.3, 10], lam in [1e-3, 1], the axes as even as that allows).
-Inputs: ``chain_data()`` (same inputs when the library solves same-input chains of depth 2, else
-fresh sets of alpha_s = alpha).
+the same four names (one ``kdjax.sweep``) with no more points than the gradient search's solves
+(log-spaced T in [0.3, 10], lam in [1e-3, 1], the axes as even as that allows).  Same inputs.
 
 Each search is run twice (``_common.cold_warm``): the first call's wall time includes the
 compilation, the second reuses the cached compiled functions.  Reported: best error found by each,
@@ -28,7 +26,7 @@ with >= 10x fewer solves.
 
 from __future__ import annotations
 
-from _common import cold_warm, jax, jnp, kdjax, np
+from _common import cold_warm, kdjax, np
 
 MIX = dict(alpha=2.0, delta=1.0)
 STUDENT = dict(gamma=0.5, temperature=1.0, hard_weight=0.5, lam=0.0, data="same")
@@ -58,20 +56,6 @@ CHAIN_RANGES = {"temperature": (0.3, 10.0), "lam_s": (1e-3, 1.0)}
 CHAIN_START = dict(temperature=1.0, lam=0.01)
 
 
-def chain_data() -> str:
-    """``"same"`` when same-input chains of depth 2 are solved (docs/model.md), else ``"fresh"``
-    (the chain's structural check only, nothing solved)."""
-    from kdjax._generations.solve import check_chain, generations_of
-
-    students = chain_students("same")
-    try:
-        check_chain(kdjax.Mixture(**CHAIN_MIX), generations_of(kdjax.Teacher("logistic", CHAIN_LAM_T), students),
-                    eager_regimes=False)
-        return "same"
-    except NotImplementedError:
-        return "fresh"
-
-
 def chain_students(data: str, **over) -> tuple:
     kw = dict(gamma=1.0, hard_weight=0.0, data=data) | CHAIN_START | over
     if data == "fresh":
@@ -89,31 +73,16 @@ def axis_sizes(budget: int, n_axes: int) -> list[int]:
         sizes[i] += 1
 
 
-@jax.jit
-def _chain_errors(mix, teacher, students, values):
-    from kdjax._sweep import solve, with_values
-
-    res = solve(*with_values(mix, teacher, students, values))
-    errors = jnp.stack([res.teacher.gen_error] + [g.gen_error for g in res.generations])
-    return jnp.where(res.converged, errors, jnp.nan)
-
-
 def grid_errors(mix, teacher, students, grid) -> np.ndarray:
     """Every generation's error (NaN where the chain failed) at each point of ``grid``, shape
-    ``grid shape + (depth + 1,)``: one compiled whole-chain solve, called point by point (a
-    ``kdjax.sweep`` of a same-input chain fails in this tree: ``_sweep._starts`` passes the history
-    as a tuple to the same-input generation's ``start``)."""
-    names = list(grid)
-    shape = tuple(len(grid[n]) for n in names)
-    out = np.full(shape + (len(students) + 1,), np.nan)
-    for idx in np.ndindex(*shape):
-        values = {n: jnp.asarray(float(grid[n][i])) for n, i in zip(names, idx)}
-        out[idx] = np.asarray(_chain_errors(mix, teacher, students, values))
-    return out
+    ``grid shape + (depth + 1,)``: one ``kdjax.sweep`` of the chain."""
+    res = kdjax.sweep(mix, teacher, students, {n: list(map(float, v)) for n, v in grid.items()})
+    errors = np.stack([np.asarray(res.teacher.gen_error)] + [np.asarray(g.gen_error) for g in res.generations], -1)
+    return np.where(np.asarray(res.converged)[..., None], errors, np.nan)
 
 
 def chain_run(quick: bool) -> dict:
-    data = chain_data()
+    data = "same"
     mix, teacher = kdjax.Mixture(**CHAIN_MIX), kdjax.Teacher("logistic", CHAIN_LAM_T)
     students = chain_students(data)
     opt, times = cold_warm(lambda: kdjax.optimize_kd(mix, teacher, students, CHAIN_FREE,

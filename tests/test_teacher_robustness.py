@@ -20,8 +20,6 @@ import kdjax
 from kdjax import Mixture, Teacher, solve_teacher
 from kdjax._generations.erm import trivial_hinge
 
-jax.config.update("jax_enable_x64", True)
-
 POINTS = {
     "P1": (Mixture(alpha=1.379, delta=0.0577, rho=0.533), Teacher("hinge", 14.0)),
     "P2": (Mixture(alpha=0.0687, delta=0.1007, rho=0.501), Teacher("hinge", 1.82)),
