@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ._compile import jit
 from ._generations import solve_student, solve_teacher
 from ._params import Mixture, SolverConfig, Student, Teacher, check_integer, check_range
 from ._sweep import parameter, solve, students_of, with_values
@@ -100,7 +101,7 @@ def _setting(u, base, free):
     return with_values(*base, {n: _from_free(n, u[i]) for i, n in enumerate(free)})
 
 
-@partial(jax.jit, static_argnames=("free", "objective", "config"))
+@jit(static_argnames=("free", "objective", "config"))
 def _error_and_grad(u, base, *, free, objective, config):
     """Exact test error at ``u``, its gradient (implicit differentiation) and, for a chain, every
     generation's error and whether the whole chain converged (``None`` otherwise); compiled once

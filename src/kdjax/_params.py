@@ -90,6 +90,8 @@ def check_arguments(**named) -> None:
         check_instance(name, value, cls)
         if any(np.ndim(leaf) for leaf in jax.tree_util.tree_leaves(value)):
             raise ValueError(f"{name} must hold scalar values, got an array")
+        if not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(value)):
+            value.check()  # ranges again: the object may have been built from tracers (under jax.grad)
 
 
 def check_choice(name: str, value, choices):
@@ -103,6 +105,12 @@ class Params(eqx.Module):
     JAX and equinox rebuild pytrees (with tracers, booleans or ``None`` as leaves) without
     calling the constructor, so validation sees user input only.
     """
+
+    def __post_init__(self):
+        self.check()
+
+    def check(self) -> None:
+        """Raise a one-line ``ValueError`` naming the first field out of its range."""
 
     def replace(self, **changes):
         """A copy with the named fields replaced (validated like a new object)."""
@@ -125,11 +133,14 @@ class Mixture(Params):
     label_noise: float = 0.0
     noisy: bool = eqx.field(static=True, init=False, repr=False)
 
-    def __post_init__(self):
+    def check(self):
         check_range("alpha", self.alpha, 0.0)
         check_range("delta", self.delta, 0.0)
         check_range("rho", self.rho, 0.0, 1.0)
         check_range("label_noise", self.label_noise, 0.0, 0.5, lo_open=False)
+
+    def __post_init__(self):
+        self.check()
         exact_zero = isinstance(self.label_noise, (int, float)) and self.label_noise == 0
         object.__setattr__(self, "noisy", not exact_zero)
 
@@ -144,7 +155,7 @@ class Teacher(Params):
     loss: Loss = eqx.field(default="logistic", static=True, converter=as_loss)
     lam: float = 0.0
 
-    def __post_init__(self):
+    def check(self):
         check_range("lam_t", self.lam, 0.0, lo_open=False)
 
 
@@ -166,7 +177,7 @@ class Student(Params):
     data: str = eqx.field(default="same", static=True)
     alpha: float | None = None
 
-    def __post_init__(self):
+    def check(self):
         check_choice("student data", self.data, STUDENT_DATA)
         check_range("gamma", self.gamma, 0.0, 1.0, hi_open=False)
         check_range("temperature", self.temperature, 0.0)

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import erfcx, ndtr
 
+from ._compile import jit
 from ._losses import as_loss
 from ._params import Mixture, Student, Teacher, check_range
 
@@ -207,7 +208,7 @@ def separability_threshold_where(needed, delta, rho):
     return jnp.exp(_log_capacity(m, beta, inv_sqrt_delta, rho))
 
 
-_separability_threshold_jit = jax.jit(partial(separability_threshold_where, True))
+_separability_threshold_jit = jit(partial(separability_threshold_where, True))
 
 
 def student_alpha(mixture: Mixture, student: Student):
@@ -239,7 +240,7 @@ def has_finite_minimiser(mixture: Mixture, learner: Teacher | Student):
     return _teacher_finite(mixture, learner)
 
 
-_has_finite_minimiser_jit = jax.jit(lambda mixture, learner: has_finite_minimiser(mixture, learner))
+_has_finite_minimiser_jit = jit(lambda mixture, learner: has_finite_minimiser(mixture, learner))
 
 
 def check_teacher(mixture: Mixture, teacher: Teacher) -> None:

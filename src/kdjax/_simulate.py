@@ -51,7 +51,6 @@ by default they raise ``ValueError`` naming the failure when any seed did not co
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 
 import equinox as eqx
@@ -59,6 +58,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._compile import jit
 from ._losses import KD
 from ._observables import gen_error_unchecked
 from ._params import Mixture, Student, Teacher, check_arguments, check_integer, check_range, describe
@@ -509,7 +509,7 @@ def _teacher_run(key, mixture, teacher, N, n, tol, max_steps, dtype):
     return fields, ctx
 
 
-@functools.partial(jax.jit, static_argnames=("N", "n", "n_test", "tol", "max_steps", "dtype"))
+@jit(static_argnames=("N", "n", "n_test", "tol", "max_steps", "dtype"))
 def _teacher_batch(keys, mixture, teacher, *, N, n, n_test, tol, max_steps, dtype):
     def one(key):
         fields, ctx = _teacher_run(key, mixture, teacher, N, n, tol, max_steps, dtype)
@@ -520,8 +520,8 @@ def _teacher_batch(keys, mixture, teacher, *, N, n, n_test, tol, max_steps, dtyp
     return jax.vmap(one)(keys)
 
 
-@functools.partial(
-    jax.jit, static_argnames=("N", "n", "N_s", "n_s", "n_test", "tol", "max_steps", "dtype")
+@jit(
+    static_argnames=("N", "n", "N_s", "n_s", "n_test", "tol", "max_steps", "dtype")
 )
 def _student_batch(
     keys, mixture, teacher, student, *, N, n, N_s, n_s, n_test, tol, max_steps, dtype
@@ -611,8 +611,8 @@ def _test_fields(cov, xi):
     return g
 
 
-@functools.partial(
-    jax.jit, static_argnames=("N", "n", "dims", "sizes", "n_test", "tol", "max_steps", "dtype")
+@jit(
+    static_argnames=("N", "n", "dims", "sizes", "n_test", "tol", "max_steps", "dtype")
 )
 def _chain_batch(
     keys, mixture, teacher, students, *, N, n, dims, sizes, n_test, tol, max_steps, dtype

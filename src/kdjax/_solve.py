@@ -241,6 +241,13 @@ def is_concrete(*trees) -> bool:
     return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(trees))
 
 
+def primal(tree):
+    """``tree`` with its tracers' derivatives dropped (``stop_gradient``): under ``jax.grad`` or
+    ``jax.jvp`` outside ``jit`` the values are then concrete, so the eager checks and the regime
+    shortcut apply there too; other leaves are returned as they are."""
+    return jax.tree.map(lambda a: jax.lax.stop_gradient(a) if isinstance(a, jax.core.Tracer) else a, tree)
+
+
 def message(result) -> str:
     """The text of a concrete ``RESULTS`` code."""
     return RESULTS[result]

@@ -19,7 +19,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping
-from functools import lru_cache, partial
+from functools import lru_cache
 
 import equinox as eqx
 import jax
@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from ._compile import jit
 from ._generations.solve import ChainResult, chain_result, fold, generations_of
 from ._params import Mixture, SolverConfig, Student, Teacher, check_instance, check_integer, real_value
 from ._solve import RESULTS
@@ -180,7 +181,7 @@ def grid_points(grid: Mapping[str, object]) -> tuple[dict[str, np.ndarray], tupl
     return dict(zip(axes, flat)), shape
 
 
-@partial(jax.jit, static_argnames=("config", "batch_size", "regimes"))
+@jit(static_argnames=("config", "batch_size", "regimes"))
 def _solve_points(base, values, *, config, batch_size, regimes):
     """``solve`` at every point of ``values`` (name -> ``(devices, points per device)``).
 

@@ -60,8 +60,9 @@ class Generation(eqx.Module):
     def prepare(self, mixture, history, config):
         return history
 
-    def record(self, x, mixture, context, records, config):
-        """The generation's chain ``Record`` given the records of all earlier generations."""
+    def record(self, x, mixture, history, records, config):
+        """The generation's chain ``Record`` from its solved state, given what it reads (``needs``) and
+        the records of all earlier generations: algebra, no Gaussian average (docs/chains.md)."""
         raise NotImplementedError
 
     def start(self, mixture, history):

@@ -134,11 +134,14 @@ class KD(Generation):
         return StudentState(m=g * s.m, sigma2=g * (1.0 - g) * s.q, r=g * s.q, b=s.b, V=g * s.V, V_st=V_st)
 
     def output_partials(self, omega, h_p, V, y, config):
-        """``h = prox_{V L}(omega)`` with its partial derivatives in ``omega`` and in the teacher's ``h_p``."""
-        h, lin = jax.linearize(
-            lambda o, hp: KD_LOSS.prox(o, V, *self._labels(y, hp), steps=config.newton_steps), omega, h_p)
-        one, zero = jnp.ones_like(h), jnp.zeros_like(h)
-        return h, lin(one, zero), lin(zero, one)
+        """``h = prox_{V L}(omega)`` with its partial derivatives in ``omega`` and in the teacher's ``h_p``:
+        from ``h - omega + V L'(h; h_p) = 0`` (1.2), ``dh/d omega = 1 / (1 + V L'')`` and
+        ``dh/d h_p = -V (d L'/d h_p) / (1 + V L'')``."""
+        labels = self._labels(y, h_p)
+        h = KD_LOSS.prox(omega, V, *labels, steps=config.newton_steps)
+        slope = 1.0 / (1.0 + V * KD_LOSS.hess(h, *labels))
+        dgrad_dhp = jax.jvp(lambda hp: KD_LOSS.grad(h, *self._labels(y, hp)), (h_p,), (jnp.ones_like(h_p),))[1]
+        return h, slope, -V * dgrad_dhp * slope
 
     def _conjugates(self, x: StudentState, mixture, history, config) -> dict:
         """The conjugates (3.3) at ``x``, and ``E[f]``, ``E[D_ss]`` for the bias step."""

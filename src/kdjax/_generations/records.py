@@ -113,6 +113,18 @@ def update(records, gamma, lam, delta, m_hat, V_hat, Xi_row) -> Weights:
     return Weights(m=gamma * a, L=-c * (v @ s.L) + p, sigma2=rho2 - jnp.sum(p**2), V=V, a=a, B=B)  # (C.10)
 
 
+def solved_conjugates(records, gamma, lam, delta, m, V):
+    """``(m_hat, V_hat_k.)`` of a solved generation ``k = len(records)`` from its ``m`` and its responses
+    ``V_k0..V_kk``: (C.5) and (C.8) solved for them (``G`` is lower triangular with a positive diagonal)."""
+    k = len(records)
+    s = Stack.of(records)
+    c = V[k] / (delta * gamma)
+    G = s.V / (delta * s.gamma[:, None])
+    v = jax.scipy.linalg.solve_triangular(G.T, -V[:k] / (delta * gamma * c), lower=False)
+    m_hat = m / (gamma * c) + v @ s.a
+    return m_hat, jnp.concatenate([v, (1.0 / c - lam)[None]])
+
+
 def record_of(weights: Weights, b, gamma, Xi_row) -> Record:
     """The ``Record`` of a solved generation from its ``Weights``."""
     q = jnp.sum(weights.L**2) + weights.sigma2

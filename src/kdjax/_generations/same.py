@@ -9,9 +9,12 @@ conditional rule (C.12): the teacher's channel nodes in ``e_0``, Gauss-Hermite i
 
 Everything about the earlier generations at the nodes (their outputs, forces and derivatives) does
 not depend on generation ``k``'s state: it is computed once per solve (``prepare``, the ``Frame``),
-outside the fixed-point loop.  The state ``SameState(m, b, L, sigma2, V)`` holds ``m_k, b_k``, the
-Cholesky row ``L_k0..L_k,k-1``, ``sigma2 = L_kk^2`` and the responses ``V_k0..V_kk``; the map
-(C.4)-(C.11) uses the algebra of ``records.update``.  Generation 1 on the same inputs is the
+outside the fixed-point loop.  The state ``SameState(m, b, L, sigma2, V, Xi)`` holds ``m_k, b_k``, the
+Cholesky row ``L_k0..L_k,k-1``, ``sigma2 = L_kk^2``, the responses ``V_k0..V_kk`` and the noise
+covariances ``Xi_k0..Xi_kk``; the map (C.4)-(C.11) uses the algebra of ``records.update``.  ``Xi`` is
+carried for the generation's ``Record`` only (the map does not read it): at the fixed point it holds
+the Gaussian averages at the solution, differentiable like every other component, so the record is
+algebra (``records.solved_conjugates``) and costs no second pass over the nodes.  Generation 1 on the same inputs is the
 student of ``kd.py`` (the same equations with one predecessor, to 1e-14).
 """
 
@@ -28,7 +31,7 @@ from .._observables import agreement_unchecked, gen_error_unchecked
 from .._quadrature import gauss_hermite, label_rows, normal_cdf, row_average, safe_sqrt
 from .base import Summary
 from .kd import KD
-from .records import Record, Stack, project, record_of, update
+from .records import Record, Stack, project, record_of, solved_conjugates, update
 
 
 def nodes_per_level(k: int, config) -> tuple:
@@ -46,6 +49,7 @@ class SameState(eqx.Module):
     L: jax.Array
     sigma2: jax.Array
     V: jax.Array
+    Xi: jax.Array
 
 
 class Frame(eqx.Module):
@@ -165,7 +169,7 @@ class SameKD(KD):
         ratio = g / gp
         return SameState(m=ratio * p.m, b=p.b, L=jnp.pad(p.L, (0, k - p.L.shape[0])) + pr,
                          sigma2=(gp - g) * s.M[k - 1, k - 1] - jnp.sum(pr**2),
-                         V=ratio * jnp.concatenate([p.V, p.V[-1:]]))
+                         V=ratio * jnp.concatenate([p.V, p.V[-1:]]), Xi=jnp.concatenate([p.Xi, p.Xi[-1:]]))
 
     def _nodes(self, x: SameState, mixture, frame: Frame, config) -> _Nodes:
         k = frame.e.shape[0]
@@ -192,20 +196,19 @@ class SameKD(KD):
         V_hat = jnp.stack([-alpha * delta * mean(d) for d in n.df])
         return alpha * mean(frame.y[..., None] * n.f), V_hat, Xi_row, mean(n.f), -mean(n.df[k])
 
-    def _weights(self, x: SameState, mixture, context: Context, config):
-        """The weights (C.5)-(C.10) from the conjugates at ``x``, with ``Xi_k.`` and the bias step (C.11)."""
-        m_hat, V_hat, Xi_row, Ef, ED = self._conjugates(x, mixture, context.frame, config)
-        st = self.params
-        return update(context.records, st.gamma, st.lam, mixture.delta, m_hat, V_hat, Xi_row), Xi_row, Ef / ED
-
     def map(self, x: SameState, mixture, context: Context, config) -> SameState:
         """One application of the saddle-point map (C.2)-(C.11)."""
-        w, _, step = self._weights(x, mixture, context, config)
-        return SameState(m=w.m, b=x.b + step, L=w.L, sigma2=w.sigma2, V=w.V)
+        m_hat, V_hat, Xi_row, Ef, ED = self._conjugates(x, mixture, context.frame, config)
+        st = self.params
+        w = update(context.records, st.gamma, st.lam, mixture.delta, m_hat, V_hat, Xi_row)
+        return SameState(m=w.m, b=x.b + Ef / ED, L=w.L, sigma2=w.sigma2, V=w.V, Xi=Xi_row)
 
-    def record(self, x: SameState, mixture, context: Context, records, config) -> Record:
-        w, Xi_row, _ = self._weights(x, mixture, context, config)
-        return record_of(w, x.b, self.params.gamma, Xi_row)
+    def record(self, x: SameState, mixture, history, records, config) -> Record:
+        """Its chain ``Record`` from the state alone: ``m_hat, V_hat`` from ``m, V``, ``Xi`` as carried."""
+        st = self.params
+        m_hat, V_hat = solved_conjugates(records, st.gamma, st.lam, mixture.delta, x.m, x.V)
+        w = update(records, st.gamma, st.lam, mixture.delta, m_hat, V_hat, x.Xi)
+        return record_of(w, x.b, st.gamma, x.Xi)
 
     def _overlaps(self, x: SameState, context: Context):
         """``q``, ``r`` with generation ``k - 1`` and ``r_teacher`` (C.7), (C.10)."""

@@ -19,8 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._compile import jit
 from .._params import Mixture, SolverConfig, Student, Teacher, check_arguments, check_instance
-from .._solve import RESULTS, is_concrete, raise_if_failed, solve_fixed_point
+from .._solve import RESULTS, is_concrete, primal, raise_if_failed, solve_fixed_point
 from .base import Generation, Solved, Summary
 from .erm import ERM
 from .kd import KD
@@ -94,17 +95,17 @@ class GenerationResult(eqx.Module):
         return self._training()[1]
 
 
-@partial(jax.jit, static_argnames=("config",))
+@jit(static_argnames=("config",))
 def _training(generation, state, mixture, history, *, config):
     return generation.training(state, mixture, generation.prepare(mixture, history, config), config)
 
 
-@partial(jax.jit, static_argnames=("config",))
+@jit(static_argnames=("config",))
 def _record(generation, state, mixture, history, records, *, config):
-    return generation.record(state, mixture, generation.prepare(mixture, history, config), records, config)
+    return generation.record(state, mixture, history, records, config)
 
 
-@jax.jit
+@jit
 def _finite(generation, mixture):
     return generation.finite(mixture)
 
@@ -114,7 +115,7 @@ def _map(x, args):
     return generation.map(x, mixture, history, config)
 
 
-@partial(jax.jit, static_argnames=("config",))
+@jit(static_argnames=("config",))
 def solve_generation(generation, mixture, history, x0, previous, finite, cold=None, *, config) -> GenerationResult:
     """The fixed point of ``generation`` given ``history`` and its test observables; pure JAX
     (``jit``/``vmap``/``grad``, implicit derivatives), no checks.
@@ -140,7 +141,9 @@ def solve_generation(generation, mixture, history, x0, previous, finite, cold=No
 
 def finite_flag(generation, mixture):
     """Whether the generation has a finite minimiser: ``True`` without computation where its ridge
-    is a concrete positive number; otherwise the regime test, compiled apart."""
+    is a concrete positive number (also under ``jax.grad``); otherwise the regime test, compiled apart
+    (it has no derivative)."""
+    generation, mixture = primal(generation), primal(mixture)
     lam = generation.params.lam
     if is_concrete(lam) and np.all(np.asarray(lam) > 0):
         return True
@@ -190,7 +193,7 @@ def with_records(solved: tuple, mixture, config) -> tuple:
 def check_chain(mixture, generations, eager_regimes: bool = True) -> None:
     """Eager checks of a chain's structure and (``eager_regimes``) regimes, naming the generation
     (``ValueError``)."""
-    previous = None
+    previous, mixture, generations = None, primal(mixture), primal(generations)
     for k, generation in enumerate(generations):
         where = "teacher" if k == 0 else f"generation {k}"
         if k and isinstance(generation, KD):
@@ -233,8 +236,8 @@ def solve_teacher(mixture: Mixture, teacher: Teacher, config: SolverConfig = Sol
     case: ``jit``, ``vmap`` and ``grad`` compose, each through a cached compiled program.
     """
     check_instance("config", config, SolverConfig)
-    if is_concrete(mixture, teacher):
-        check_arguments(mixture=(mixture, Mixture), teacher=(teacher, Teacher))
+    if is_concrete(primal((mixture, teacher))):
+        check_arguments(mixture=(primal(mixture), Mixture), teacher=(primal(teacher), Teacher))
     generations = generations_of(teacher, ())
     if throw:
         check_chain(mixture, generations)
@@ -252,8 +255,9 @@ def solve_student(mixture: Mixture, teacher: Teacher, student: Student, config: 
     (both fixed points start from it) or a student state.
     """
     check_instance("config", config, SolverConfig)
-    if is_concrete(mixture, teacher, student):
-        check_arguments(mixture=(mixture, Mixture), teacher=(teacher, Teacher), student=(student, Student))
+    if is_concrete(primal((mixture, teacher, student))):
+        check_arguments(mixture=(primal(mixture), Mixture), teacher=(primal(teacher), Teacher),
+                        student=(primal(student), Student))
     generations = generations_of(teacher, (student,))
     if throw:
         check_chain(mixture, generations)
@@ -317,9 +321,9 @@ def solve_chain(mixture: Mixture, teacher: Teacher, students, config: SolverConf
         raise ValueError("students must name at least one kdjax.Student (a chain of depth >= 1)")
     for k, s in enumerate(students, start=1):
         check_instance(f"generation {k}", s, Student)
-    if is_concrete(mixture, teacher, students):
-        check_arguments(mixture=(mixture, Mixture), teacher=(teacher, Teacher),
-                        **{f"generation {k}": (s, Student) for k, s in enumerate(students, start=1)})
+    if is_concrete(primal((mixture, teacher, students))):
+        check_arguments(mixture=(primal(mixture), Mixture), teacher=(primal(teacher), Teacher),
+                        **{f"generation {k}": (primal(s), Student) for k, s in enumerate(students, start=1)})
     generations = generations_of(teacher, students)
     check_chain(mixture, generations, eager_regimes=throw)
     x0s = None
