@@ -14,6 +14,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from ._compile import jit
 from ._observables import gen_error_unchecked
 from ._params import Mixture, SolverConfig, check_instance
 from ._quadrature import label_rows, row_average, safe_sqrt, sinh_rule
@@ -188,6 +189,12 @@ def bayes_optimal_overlaps(mixture: Mixture, config: SolverConfig = SolverConfig
     if mixture.noisy:
         out = _noisy_overlaps(mixture, config)
         return raise_if_failed(out, "Bayes-optimal") if throw else out
+    return _clean_overlaps(mixture)
+
+
+@jit
+def _clean_overlaps(mixture: Mixture) -> BayesOverlaps:
+    """The closed form (2.3) of clean labels, one compiled program."""
     alpha, delta, rho = mixture.alpha, mixture.delta, mixture.rho
     c = alpha / (alpha + delta)  # (2.3)
     m = jnp.asarray(c)
@@ -207,4 +214,7 @@ def bayes_optimal_error(mixture: Mixture, config: SolverConfig = SolverConfig(),
     ``Phi(-sqrt(alpha / (delta (alpha + delta))))``.
     """
     m, q, b = bayes_optimal_overlaps(mixture, config, throw=throw)
-    return gen_error_unchecked(m, q, b, mixture.delta, mixture.rho)
+    return _gen_error(m, q, b, mixture.delta, mixture.rho)
+
+
+_gen_error = jit(gen_error_unchecked)

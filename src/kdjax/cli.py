@@ -164,19 +164,21 @@ def _as_dict(result, fields):
 
 
 def cmd_solve(args) -> int:
-    from ._generations import solve_chain, solve_teacher
-    from ._generations.solve import check_chain, generations_of
+    from ._generations.solve import chain_result, check_chain, fold, generations_of
+    from ._params import SolverConfig
     from ._solve import message
 
     mixture, teacher, students = _model(args)
     students = (students,) if students is not None and not isinstance(students, tuple) else students
-    check_chain(mixture, generations_of(teacher, students or ()))  # no finite minimiser: one line, exit 2
+    generations = generations_of(teacher, students or ())
+    regimes = check_chain(mixture, generations)  # no finite minimiser: one line, exit 2
+    results = fold(mixture, generations, SolverConfig(), None, regimes)  # solve_chain(..., throw=False)
     if students is None:
-        t = solve_teacher(mixture, teacher, throw=False)
+        t = results[0]
         chain, payload = None, {"teacher": _as_dict(t, TEACHER_FIELDS)}
         result = t.result
     else:
-        chain = solve_chain(mixture, teacher, students, throw=False)
+        chain = chain_result(results)
         generations = [_as_dict(g, STUDENT_FIELDS + ("r_teacher",)) for g in chain.generations]
         payload = {"teacher": _as_dict(chain.teacher, TEACHER_FIELDS), "generations": generations,
                    "student": generations[-1]}

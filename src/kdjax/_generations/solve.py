@@ -190,10 +190,11 @@ def with_records(solved: tuple, mixture, config) -> tuple:
     return out
 
 
-def check_chain(mixture, generations, eager_regimes: bool = True) -> None:
+def check_chain(mixture, generations, eager_regimes: bool = True) -> tuple:
     """Eager checks of a chain's structure and (``eager_regimes``) regimes, naming the generation
-    (``ValueError``)."""
-    previous, mixture, generations = None, primal(mixture), primal(generations)
+    (``ValueError``).  Returns, per generation, whether its regime still needs a test (``fold``'s
+    ``regimes``): ``False`` where the eager check passed."""
+    previous, mixture, generations, regimes = None, primal(mixture), primal(generations), []
     for k, generation in enumerate(generations):
         where = "teacher" if k == 0 else f"generation {k}"
         if k and isinstance(generation, KD):
@@ -203,9 +204,12 @@ def check_chain(mixture, generations, eager_regimes: bool = True) -> None:
                 if gamma > prev_gamma:
                     raise ValueError(f"gamma of {where} ({gamma:g}) must not exceed that of the previous "
                                      f"generation ({prev_gamma:g})")
-        if eager_regimes and is_concrete(generation, mixture):
+        checked = eager_regimes and is_concrete(generation, mixture)
+        if checked:
             generation.check(mixture, where if k else "")
+        regimes.append(not checked)
         previous = generation
+    return tuple(regimes)
 
 
 def generations_of(teacher: Teacher, students) -> tuple:
@@ -239,9 +243,8 @@ def solve_teacher(mixture: Mixture, teacher: Teacher, config: SolverConfig = Sol
     if is_concrete(primal((mixture, teacher))):
         check_arguments(mixture=(primal(mixture), Mixture), teacher=(primal(teacher), Teacher))
     generations = generations_of(teacher, ())
-    if throw:
-        check_chain(mixture, generations)
-    (res,) = fold(mixture, generations, config, (x0,))
+    regimes = check_chain(mixture, generations) if throw else None
+    (res,) = fold(mixture, generations, config, (x0,), regimes)
     return raise_if_failed(res, "teacher") if throw else res
 
 
@@ -259,10 +262,9 @@ def solve_student(mixture: Mixture, teacher: Teacher, student: Student, config: 
         check_arguments(mixture=(primal(mixture), Mixture), teacher=(primal(teacher), Teacher),
                         student=(primal(student), Student))
     generations = generations_of(teacher, (student,))
-    if throw:
-        check_chain(mixture, generations)
+    regimes = check_chain(mixture, generations) if throw else None
     x0s = (x0.teacher, x0) if isinstance(x0, GenerationResult) and x0.teacher is not None else (None, x0)
-    t, s = fold(mixture, generations, config, x0s)
+    t, s = fold(mixture, generations, config, x0s, regimes)
     if throw:
         _raise_if_any_failed((t, s), ("teacher", "student"))
     return eqx.tree_at(lambda r: r.teacher, s, t, is_leaf=lambda x: x is None)
@@ -292,13 +294,19 @@ class ChainResult(eqx.Module):
 
 def chain_result(results) -> ChainResult:
     """The ``ChainResult`` of a fold's results (teacher first): the first failure names the chain's code."""
-    codes = [r.result for r in results]
+    result, failed = _first_failure(tuple(r.result for r in results))
+    return ChainResult(teacher=results[0], generations=tuple(results[1:]), result=result, failed=failed)
+
+
+@jit
+def _first_failure(codes):
+    """The first code that is not ``successful`` (or ``successful``) and its index (-1 if none)."""
     result, failed = RESULTS.successful, jnp.asarray(-1)
-    for k in range(len(results) - 1, -1, -1):  # the first failure wins
+    for k in range(len(codes) - 1, -1, -1):  # the first failure wins
         bad = codes[k] != RESULTS.successful
         result = RESULTS.where(bad, codes[k], result)
         failed = jnp.where(bad, k, failed)
-    return ChainResult(teacher=results[0], generations=tuple(results[1:]), result=result, failed=failed)
+    return result, failed
 
 
 def solve_chain(mixture: Mixture, teacher: Teacher, students, config: SolverConfig = SolverConfig(), *,
@@ -325,12 +333,12 @@ def solve_chain(mixture: Mixture, teacher: Teacher, students, config: SolverConf
         check_arguments(mixture=(primal(mixture), Mixture), teacher=(primal(teacher), Teacher),
                         **{f"generation {k}": (primal(s), Student) for k, s in enumerate(students, start=1)})
     generations = generations_of(teacher, students)
-    check_chain(mixture, generations, eager_regimes=throw)
+    regimes = check_chain(mixture, generations, eager_regimes=throw)
     x0s = None
     if x0 is not None:
         known = (x0.teacher,) + tuple(x0.generations)
         x0s = known[:len(generations)] + (None,) * max(0, len(generations) - len(known))
-    results = fold(mixture, generations, config, x0s)
+    results = fold(mixture, generations, config, x0s, regimes)
     if throw:
         _raise_if_any_failed(results, ["teacher"] + [f"generation {k}" for k in range(1, len(results))])
     return chain_result(results)
