@@ -80,6 +80,20 @@ def check_instance(name: str, value, cls) -> None:
         raise ValueError(f"{name} must be a {cls.__name__}, got {describe(value)}")
 
 
+def is_concrete(*trees) -> bool:
+    """Whether every leaf of ``trees`` is a concrete value (not a JAX tracer)."""
+    return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(trees))
+
+
+def primal(tree):
+    """``tree`` with its tracers' derivatives dropped (``stop_gradient``): under ``jax.grad`` or
+    ``jax.jvp`` outside ``jit`` the values are then concrete, so the eager checks and the regime
+    shortcut apply there too; other leaves are returned as they are."""
+    if is_concrete(tree):
+        return tree
+    return jax.tree.map(lambda a: jax.lax.stop_gradient(a) if isinstance(a, jax.core.Tracer) else a, tree)
+
+
 def check_arguments(**named) -> None:
     """Eager checks of the public solvers' arguments: the right parameter class, scalar values.
 
@@ -90,8 +104,9 @@ def check_arguments(**named) -> None:
         check_instance(name, value, cls)
         if any(np.ndim(leaf) for leaf in jax.tree_util.tree_leaves(value)):
             raise ValueError(f"{name} must hold scalar values, got an array")
-        if not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(value)):
-            value.check()  # ranges again: the object may have been built from tracers (under jax.grad)
+        stripped = primal(value)
+        if stripped is not value and is_concrete(stripped):
+            stripped.check()  # built from tracers (under jax.grad): its constructor could not check the ranges
 
 
 def check_choice(name: str, value, choices):

@@ -34,7 +34,7 @@ import numpy as np
 from jax.custom_batching import sequential_vmap
 from jax.flatten_util import ravel_pytree
 
-from ._params import SolverConfig
+from ._params import SolverConfig, is_concrete, primal  # noqa: F401  (re-exported)
 
 
 class RESULTS(eqx.Enumeration):
@@ -234,18 +234,6 @@ class SolveError(RuntimeError):
     def __init__(self, message: str, result=None):
         super().__init__(message)
         self.result = result
-
-
-def is_concrete(*trees) -> bool:
-    """Whether every leaf of ``trees`` is a concrete value (not a JAX tracer)."""
-    return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(trees))
-
-
-def primal(tree):
-    """``tree`` with its tracers' derivatives dropped (``stop_gradient``): under ``jax.grad`` or
-    ``jax.jvp`` outside ``jit`` the values are then concrete, so the eager checks and the regime
-    shortcut apply there too; other leaves are returned as they are."""
-    return jax.tree.map(lambda a: jax.lax.stop_gradient(a) if isinstance(a, jax.core.Tracer) else a, tree)
 
 
 def message(result) -> str:

@@ -241,7 +241,7 @@ def solve_teacher(mixture: Mixture, teacher: Teacher, config: SolverConfig = Sol
     """
     check_instance("config", config, SolverConfig)
     if is_concrete(primal((mixture, teacher))):
-        check_arguments(mixture=(primal(mixture), Mixture), teacher=(primal(teacher), Teacher))
+        check_arguments(mixture=(mixture, Mixture), teacher=(teacher, Teacher))
     generations = generations_of(teacher, ())
     regimes = check_chain(mixture, generations) if throw else None
     (res,) = fold(mixture, generations, config, (x0,), regimes)
@@ -259,8 +259,7 @@ def solve_student(mixture: Mixture, teacher: Teacher, student: Student, config: 
     """
     check_instance("config", config, SolverConfig)
     if is_concrete(primal((mixture, teacher, student))):
-        check_arguments(mixture=(primal(mixture), Mixture), teacher=(primal(teacher), Teacher),
-                        student=(primal(student), Student))
+        check_arguments(mixture=(mixture, Mixture), teacher=(teacher, Teacher), student=(student, Student))
     generations = generations_of(teacher, (student,))
     regimes = check_chain(mixture, generations) if throw else None
     x0s = (x0.teacher, x0) if isinstance(x0, GenerationResult) and x0.teacher is not None else (None, x0)
@@ -330,8 +329,8 @@ def solve_chain(mixture: Mixture, teacher: Teacher, students, config: SolverConf
     for k, s in enumerate(students, start=1):
         check_instance(f"generation {k}", s, Student)
     if is_concrete(primal((mixture, teacher, students))):
-        check_arguments(mixture=(primal(mixture), Mixture), teacher=(primal(teacher), Teacher),
-                        **{f"generation {k}": (primal(s), Student) for k, s in enumerate(students, start=1)})
+        check_arguments(mixture=(mixture, Mixture), teacher=(teacher, Teacher),
+                        **{f"generation {k}": (s, Student) for k, s in enumerate(students, start=1)})
     generations = generations_of(teacher, students)
     regimes = check_chain(mixture, generations, eager_regimes=throw)
     x0s = None
