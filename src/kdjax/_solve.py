@@ -101,15 +101,21 @@ def _scaled_residual(x, Fx, tol):
     return jnp.max(jnp.abs(Fx - x) / (tol + tol * jnp.abs(x)))
 
 
-def _iterate(fn, ok, x0, args, config: SolverConfig):
-    """The loop of the module docstring on flat vectors: ``(x, J(x), scaled residual, residual, steps)``."""
+def _iterate(fn, ok, x0, args, config: SolverConfig, read=None):
+    """The loop of the module docstring on flat vectors: ``(x, J(x), scaled residual, residual, steps)``.
+
+    ``read``: the (static) indices of the components the map reads; the Jacobian's other columns
+    are zero and are not computed (``None``: all)."""
     n, dtype = x0.shape[0], x0.dtype
     eye = jnp.eye(n, dtype=dtype)
     tol, damping = config.tol, config.damping
 
     def evaluate(x):
-        J, Fx = jax.jacfwd(lambda y: (fn(y, args),) * 2, has_aux=True)(x)
-        return Fx, J
+        if read is None:
+            J, Fx = jax.jacfwd(lambda y: (fn(y, args),) * 2, has_aux=True)(x)
+            return Fx, J
+        J_read, Fx = jax.jacfwd(lambda y: (fn(x.at[read].set(y), args),) * 2, has_aux=True)(x[read])
+        return Fx, jnp.zeros((n, n), dtype).at[:, read].set(J_read)
 
     def step(c: _Loop) -> _Loop:
         Fx, J = evaluate(c.x)
@@ -183,10 +189,14 @@ def _iterate(fn, ok, x0, args, config: SolverConfig):
 
 def solve_fixed_point(
     F: Callable[[Any, Any], Any], x0, args, config: SolverConfig,
-    valid: Callable[[Any], jax.Array] = lambda x: jnp.asarray(True),
+    valid: Callable[[Any], jax.Array] = lambda x: jnp.asarray(True), unread=None,
 ) -> FixedPoint:
     """Solve ``x = F(x, args)`` for a state pytree ``x`` from the start ``x0``; differentiable in
     ``args`` (implicit, module docstring), not in ``x0``.
+
+    ``unread``: ``None``, or a pytree of Python booleans like ``x0`` (one per leaf) marking the
+    components that ``F`` computes but does not read (a generation's by-products, carried so that
+    they are differentiable at the solution): their Jacobian columns are zero, not computed.
 
     ``valid(x)`` marks the admissible states (e.g. a positive response ``V``): the equations can
     have spurious roots outside, which Newton's method may find; such a root is never accepted
@@ -198,7 +208,12 @@ def solve_fixed_point(
     fn = lambda x, a: ravel_pytree(F(unravel(x), a))[0]
     ok = lambda x: jnp.asarray(valid(unravel(x)))
 
-    loop = lambda start, a: _iterate(fn, ok, start, a, config)
+    read = None
+    if unread is not None:
+        sizes = [np.size(leaf) for leaf in jax.tree_util.tree_leaves(x0)]
+        flags = np.repeat(np.asarray(jax.tree_util.tree_leaves(unread), bool), sizes)
+        read = None if not flags.any() else np.flatnonzero(~flags)
+    loop = lambda start, a: _iterate(fn, ok, start, a, config, read)
     if jax.default_backend() == "cpu":
         # Under vmap a CPU runs the batch's loops one after the other (lanes of a vectorised loop
         # would all wait for the slowest); this also keeps the compiled loop the unbatched one.

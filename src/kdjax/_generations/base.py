@@ -56,6 +56,7 @@ class Generation(eqx.Module):
     """
 
     reads_records: ClassVar[bool] = False
+    unread: ClassVar[tuple] = ()  # state fields the map computes but does not read (by-products)
 
     def prepare(self, mixture, history, config):
         return history

@@ -149,6 +149,7 @@ class SameKD(KD):
         return history
 
     reads_records: ClassVar[bool] = True
+    unread: ClassVar[tuple] = ("Xi",)
 
     def prepare(self, mixture, history, config) -> Context:
         return Context(records=tuple(s.record for s in history),
