@@ -242,6 +242,7 @@ MONOTONE_ETAS = np.linspace(0.0, 0.49, 12)
 ERM_POINTS = AMP_POINTS + [(0.5, 1.0, 0.7, 0.05), (5.0, 2.0, 0.5, 0.4)]
 HALF_BASES = [(2.0, 1.0, 0.5), (0.5, 1.0, 0.5), (1.0, 1.0, 0.2), (0.3, 0.5, 0.8)]
 NEAR_HALF = 0.5 - 1e-7
+KD_POINTS = [(1.0, 1.0, 0.5, 0.1), (3.0, 0.5, 0.3, 0.2), (2.0, 1.0, 0.5, 0.3), (5.0, 2.0, 0.4, 0.05)]
 GRAD_POINT = (2.0, 1.0, 0.3, 0.2)
 FD_STEP = 1e-4
 
@@ -266,6 +267,7 @@ def noisy():
     rows["monotone"] = [b + (e,) for b in MONOTONE_BASES for e in MONOTONE_ETAS]
     rows["erm"] = ERM_POINTS
     rows["half"] = [b + (NEAR_HALF,) for b in HALF_BASES]
+    rows["kd"] = KD_POINTS
     rows["grad"] = [GRAD_POINT]
     for i in range(4):  # central differences in alpha, delta, rho, eta
         for sign in (1, -1):
@@ -456,11 +458,13 @@ def test_amp_is_the_posterior_mean_and_the_bayes_decision_is_linear(point):
 
 @pytest.mark.parametrize("student", [pytest.param(Student(0.5, 2.0, 0.3, 0.01), marks=pytest.mark.slow),
                                      Student(1.0, 2.0, 0.0, 0.01, "fresh", 2.0)], ids=["same", "fresh"])
-def test_noisy_bayes_error_is_below_kd_students(student):
-    """The KD student of the same noisy mixture never beats the Bayes-optimal error (a grid)."""
-    for alpha, delta, rho, eta in [(1.0, 1.0, 0.5, 0.1), (3.0, 0.5, 0.3, 0.2), (2.0, 1.0, 0.5, 0.3),
-                                   (5.0, 2.0, 0.4, 0.05)]:
+def test_noisy_bayes_error_is_below_kd_students(noisy, student):
+    """The KD student of the same noisy mixture never beats the Bayes-optimal error (a grid).
+
+    The Bayes-optimal errors come from the module's one jit(vmap) solve (``noisy``, rows "kd"):
+    eager ``bayes_optimal_error`` calls on noisy mixtures compile op by op (~10 s)."""
+    for (alpha, delta, rho, eta), bayes in zip(KD_POINTS, noisy["kd"]["error"]):
         mix = Mixture(alpha, delta, rho, eta)
         res = kdjax.solve_student(mix, Teacher("logistic", 0.1), student, throw=False)
         assert bool(res.converged), (alpha, delta, rho, eta)
-        assert float(res.gen_error) > float(kdjax.bayes_optimal_error(mix)), (alpha, delta, rho, eta)
+        assert float(res.gen_error) > float(bayes), (alpha, delta, rho, eta)
