@@ -101,12 +101,26 @@ def _scaled_residual(x, Fx, tol):
     return jnp.max(jnp.abs(Fx - x) / (tol + tol * jnp.abs(x)))
 
 
+def _newton_solve(J, rhs, read):
+    """``(I - J)^-1 rhs`` where only the columns ``read`` of ``J`` are non-zero: the block of the
+    components read, then the by-products (``dx_u = rhs_u + J_u,read dx_read``), so that large
+    derivatives of the by-products never enter the pivoting of the block that is iterated."""
+    if read is None:
+        return jnp.linalg.solve(jnp.eye(J.shape[0], dtype=J.dtype) - J, rhs)
+    J_read = J[:, read]
+    dr = jnp.linalg.solve(jnp.eye(len(read), dtype=J.dtype) - J_read[read], rhs[read])
+    return (rhs + J_read @ dr).at[read].set(dr)
+
+
 def _iterate(fn, ok, x0, args, config: SolverConfig, read=None):
     """The loop of the module docstring on flat vectors: ``(x, J(x), scaled residual, residual, steps)``.
 
     ``read``: the (static) indices of the components the map reads; the Jacobian's other columns
-    are zero and are not computed (``None``: all)."""
+    are zero and are not computed (``None``: all).  The others are by-products: the test reads
+    the components read, and the returned point carries the by-products computed at it, ``F(x)``."""
     n, dtype = x0.shape[0], x0.dtype
+    tested = (lambda v: v) if read is None else (lambda v: v[read])
+    is_read = np.ones(n, bool) if read is None else np.isin(np.arange(n), read)
     eye = jnp.eye(n, dtype=dtype)
     tol, damping = config.tol, config.damping
 
@@ -121,7 +135,7 @@ def _iterate(fn, ok, x0, args, config: SolverConfig, read=None):
         Fx, J = evaluate(c.x)
         finite = jnp.all(jnp.isfinite(Fx)) & jnp.all(jnp.isfinite(c.x))  # (a non-finite J only rules out Newton)
         admissible = finite & ok(c.x)
-        res = jnp.where(admissible, _scaled_residual(c.x, Fx, tol), jnp.inf)
+        res = jnp.where(admissible, _scaled_residual(tested(c.x), tested(Fx), tol), jnp.inf)
         done = admissible & (res <= 1.0)
         # A Newton candidate must improve on the best point so far (so Newton steps cannot cycle
         # between basins of a non-smooth map); damped steps follow the iteration.
@@ -147,12 +161,12 @@ def _iterate(fn, ok, x0, args, config: SolverConfig, read=None):
         last_step = jnp.where(accept & (c.kind == _DAMPED), c.x - c.base, c.last_step)
         delta = F_base - base
         scale = tol + tol * jnp.abs(base)
-        reverses = jnp.sum(delta / scale * last_step / scale) < 0
+        reverses = jnp.sum(tested(delta / scale * last_step / scale)) < 0
         shrink = reverses | damped_failed
         eta = jnp.clip(jnp.where(shrink, 0.5, jnp.where(accept, 1.2, 1.0)) * c.eta, 1e-3 * damping, damping)
-        dx = jnp.linalg.solve(eye - J_base, delta)
+        dx = _newton_solve(J_base, delta, read)
         # a trust region: no component moves by more than 1 + its size in one Newton step
-        tau_eff = jnp.minimum(tau, jnp.min((1.0 + jnp.abs(base)) / jnp.maximum(jnp.abs(dx), 1e-300)))
+        tau_eff = jnp.minimum(tau, jnp.min(tested((1.0 + jnp.abs(base)) / jnp.maximum(jnp.abs(dx), 1e-300))))
         newton = base + tau_eff * dx
         better = admissible & (res < c.res_out)
         k_best = jnp.where(better, c.k, c.k_best)
@@ -168,9 +182,10 @@ def _iterate(fn, ok, x0, args, config: SolverConfig, read=None):
             k=c.k + 1, x=x_next, kind=jnp.where(use_newton, _NEWTON, _DAMPED), base=base, F_base=F_base,
             J_base=J_base, near=near, k_best=k_best, res_mark=res_mark, slow=slow, eta=eta, last_step=last_step,
             wait=wait, backoff=backoff, tau=tau, done=done,
-            x_out=jnp.where(done | better, c.x, c.x_out), J_out=jnp.where(done | better, J, c.J_out),
+            x_out=jnp.where(done | better, jnp.where(is_read, c.x, Fx), c.x_out),
+            J_out=jnp.where(done | better, J, c.J_out),
             res_out=jnp.where(done | better, res, c.res_out),
-            gap_out=jnp.where(done | better, jnp.max(jnp.abs(Fx - c.x)), c.gap_out),
+            gap_out=jnp.where(done | better, jnp.max(jnp.abs(tested(Fx) - tested(c.x))), c.gap_out),
         )
 
     inf = jnp.asarray(jnp.inf, dtype)
@@ -230,7 +245,7 @@ def solve_fixed_point(
         x, J = out[0], out[1]
         # the map's linearisation in args is recomputed in a reverse pass rather than stored
         _, dF = jax.jvp(jax.checkpoint(lambda b: fn(x, b)), (a,), (da,))
-        dx = jnp.linalg.solve(jnp.eye(x.shape[0], dtype=x.dtype) - J, dF)
+        dx = _newton_solve(J, dF, read)
         zeros = [jnp.zeros_like(v) for v in out[1:4]]
         return out, (dx, *zeros, np.zeros(out[4].shape, jax.dtypes.float0))
 
