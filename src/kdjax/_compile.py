@@ -2,11 +2,13 @@
 
 kdjax's programs are many small element-wise kernels (Gaussian averages of proximal maps inside
 fixed-point loops).  XLA's CPU fusion emitters compile such programs about twice as slowly as its
-older loop emitters for no run-time gain here (benchmarks/results_cold.md), so every kdjax program
+older loop emitters (benchmarks/results_cold.md), so by default every kdjax program
 is compiled with ``xla_cpu_use_fusion_emitters = False``: a per-program compile option, not a
-global setting (the caller's own programs are untouched).  Other backends ignore it.  Whether
-this JAX/XLA accepts the option is tested once, at the first compilation; where it does not, the
-programs are compiled with XLA's defaults.
+global setting (the caller's own programs are untouched).  Other backends ignore it.  The price
+is run time: a compiled solve runs about 1.5x slower (benchmarks/results_cold.md), so a program
+called with ``config=SolverConfig(fast_compile=False)`` is compiled with XLA's defaults (long
+sweeps and optimisations).  Whether this JAX/XLA accepts the option is tested once, at the first
+compilation; where it does not, the programs are compiled with XLA's defaults.
 
 JAX takes per-program options only where the program is compiled on its own: a call with
 concrete arguments or under ``jax.vmap`` / ``jax.jvp``.  Where the call is staged into a larger
@@ -58,6 +60,8 @@ class _Program:
         return self._jitted
 
     def __call__(self, *args, **kwargs):
+        if not getattr(kwargs.get("config"), "fast_compile", True):  # SolverConfig(fast_compile=False)
+            return self.staged(*args, **kwargs)
         tracers = [x for x in jax.tree_util.tree_leaves((args, kwargs)) if isinstance(x, jax.core.Tracer)]
         if self.jitted is self.staged or not all(isinstance(x, _UNSTAGED) for x in tracers):
             return self.staged(*args, **kwargs)

@@ -223,7 +223,10 @@ class SolverConfig(Params):
     damping: weight ``eta`` of the new iterate in ``x <- (1 - eta) x + eta F(x)``;
     chain_nodes: ``(n_0, n)``, the nested rule of a same-input generation after other students
     (``n_0`` channel nodes in the teacher's field, ``n`` Gauss-Hermite nodes in each later one,
-    docs/chains.md); ``()`` for the default rule (48, then 8 at depth 2, 6 at depth 3, 4 deeper).
+    docs/chains.md); ``()`` for the default rule (48, then 8 at depth 2, 6 at depth 3, 4 deeper);
+    fast_compile: compile kdjax's programs with XLA's quick CPU code generation (about half the
+    compile time, each solve about 1.5x slower once compiled; kdjax._compile): ``True`` (the
+    default) for a quick first answer, ``False`` for long sweeps and optimisations.
     """
 
     degree: int = eqx.field(default=128, static=True)
@@ -233,6 +236,7 @@ class SolverConfig(Params):
     max_steps: int = eqx.field(default=2000, static=True)
     damping: float = eqx.field(default=0.5, static=True)
     chain_nodes: tuple = eqx.field(default=(), static=True)
+    fast_compile: bool = eqx.field(default=True, static=True)
 
     def __post_init__(self):
         # Static metadata: stored as Python scalars so that the config stays hashable.
@@ -245,6 +249,9 @@ class SolverConfig(Params):
                 raise ValueError(f"{name} must be a real number (static), got {describe(value)}")
             check_range(name, arr, 0.0, 1.0, hi_open=hi_open)
             object.__setattr__(self, name, float(arr))
+        if not isinstance(self.fast_compile, (bool, np.bool_)):
+            raise ValueError(f"fast_compile must be True or False, got {describe(self.fast_compile)}")
+        object.__setattr__(self, "fast_compile", bool(self.fast_compile))
         nodes = tuple(self.chain_nodes)
         if nodes and len(nodes) != 2:
             raise ValueError(f"chain_nodes must be () or a pair (n_0, n), got {self.chain_nodes!r}")
