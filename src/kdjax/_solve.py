@@ -109,7 +109,7 @@ def _newton_solve(J, rhs, read):
         return jnp.linalg.solve(jnp.eye(J.shape[0], dtype=J.dtype) - J, rhs)
     J_read = J[:, read]
     dr = jnp.linalg.solve(jnp.eye(len(read), dtype=J.dtype) - J_read[read], rhs[read])
-    return (rhs + J_read @ dr).at[read].set(dr)
+    return (rhs + J_read @ dr).at[read].set(dr, unique_indices=True)
 
 
 def _iterate(fn, ok, x0, args, config: SolverConfig, read=None):
@@ -128,8 +128,9 @@ def _iterate(fn, ok, x0, args, config: SolverConfig, read=None):
         if read is None:
             J, Fx = jax.jacfwd(lambda y: (fn(y, args),) * 2, has_aux=True)(x)
             return Fx, J
-        J_read, Fx = jax.jacfwd(lambda y: (fn(x.at[read].set(y), args),) * 2, has_aux=True)(x[read])
-        return Fx, jnp.zeros((n, n), dtype).at[:, read].set(J_read)
+        J_read, Fx = jax.jacfwd(lambda y: (fn(x.at[read].set(y, unique_indices=True), args),) * 2,
+                                has_aux=True)(x[read])
+        return Fx, jnp.zeros((n, n), dtype).at[:, read].set(J_read, unique_indices=True)
 
     def step(c: _Loop) -> _Loop:
         Fx, J = evaluate(c.x)
