@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._inputs import FreshInputs, SameInputs
 from ._losses import Loss, as_loss
 
 STUDENT_DATA = ("same", "fresh")
@@ -207,9 +208,7 @@ class Student(Params):
 
     @property
     def inputs(self):
-        """The input mode as an object: ``SameInputs()`` or ``FreshInputs(alpha)`` (kdjax._generations.inputs)."""
-        from ._generations.inputs import FreshInputs, SameInputs
-
+        """The input mode as an object: ``SameInputs()`` or ``FreshInputs(alpha)`` (kdjax._inputs)."""
         return SameInputs() if self.data == "same" else FreshInputs(self.alpha)
 
 

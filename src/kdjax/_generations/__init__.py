@@ -2,9 +2,9 @@
 generation ``k >= 1`` a student distilled from ``k - 1`` (``KD``; on the teacher's inputs after other students
 ``SameKD``, which reads every earlier generation's ``Record``); a solve is a fold over them."""
 
+from .._inputs import FreshInputs, Inputs, SameInputs
 from .base import Generation, Solved, Summary
 from .erm import ERM, TeacherState
-from .inputs import FreshInputs, Inputs, SameInputs
 from .kd import KD, StudentState
 from .records import Record
 from .same import SameKD, SameState

@@ -61,6 +61,12 @@ class Generation(eqx.Module):
     def prepare(self, mixture, history, config):
         return history
 
+    def unread_leaves(self, x):
+        """``x``'s structure with ``True`` at the leaves of the ``unread`` fields (the driver's ``unread``)."""
+        flags = jax.tree.map(lambda _: False, x)
+        return eqx.tree_at(lambda s: [getattr(s, name) for name in self.unread], flags,
+                           [jax.tree.map(lambda _: True, getattr(x, name)) for name in self.unread])
+
     def record(self, x, mixture, history, records, config):
         """The generation's chain ``Record`` from its solved state, given what it reads (``needs``) and
         the records of all earlier generations: algebra, no Gaussian average (docs/chains.md)."""

@@ -10,7 +10,7 @@ true class ``y`` the two cavity fields are jointly Gaussian (3.1),
     omega_p = y m_p + b_p + sqrt(delta) u_p,   omega = y m + b + sqrt(delta) u,
     (u_p, u) ~ N(0, [[q_p, r], [r, q]]).
 
-The input mode (``kdjax._generations.inputs``) gives the predecessor's output ``h_p`` and
+The input mode (``kdjax._inputs``) gives the predecessor's output ``h_p`` and
 ``f_p = (h_p - omega_p) / V_p``: on the same inputs ``h_p = prox_p(omega_p)`` and the student's
 field is shifted by the predecessor's response, ``omega' = omega + V_st f_p`` (3.2); on fresh
 inputs ``h_p = omega_p``, ``f_p = 0``.  Then

@@ -129,11 +129,8 @@ def solve_generation(generation, mixture, history, x0, previous, finite, cold=No
         x0 = generation.start(mixture, context)
     elif cold is not None:
         x0 = jax.tree.map(lambda own, given: jnp.where(cold, own, given), generation.start(mixture, context), x0)
-    # per leaf of the state: a by-product that the map does not read
-    unread = eqx.tree_at(lambda s: [getattr(s, name) for name in generation.unread], jax.tree.map(lambda _: False, x0),
-                         [jax.tree.map(lambda _: True, getattr(x0, name)) for name in generation.unread])
     fp = solve_fixed_point(_map, x0, (generation, mixture, context, config), config, valid=generation.valid,
-                           unread=unread)
+                           unread=generation.unread_leaves(x0))
     obs = generation.observables(fp.x, mixture, context)
     result = RESULTS.where(finite, fp.result, RESULTS.no_finite_minimiser)
     if previous is not None:

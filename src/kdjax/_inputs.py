@@ -17,7 +17,7 @@ from typing import ClassVar
 import equinox as eqx
 import jax.numpy as jnp
 
-from .._quadrature import sinh_rule
+from ._quadrature import sinh_rule
 
 
 class Inputs(eqx.Module):
