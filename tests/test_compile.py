@@ -34,6 +34,53 @@ def test_a_program_composes_with_every_transformation():
     assert f.jitted is not f.staged  # two programs: with and without the option
 
 
+def test_reverse_mode_linearises_a_program_densely():
+    """Under ``jax.grad`` a program is one compiled call returning its outputs and their Jacobian
+    (with the option); the tangent is a matrix product.  Integer outputs, unused and undifferentiated
+    inputs, and a user's ``jit`` around the gradient give the same derivatives as JAX's own."""
+
+    @_compile.jit(static_argnames=("power",))
+    def f(x, y, n, *, power):
+        return {"value": jnp.sin(x) ** power * y[0] + y[1] ** 2, "count": n + 1, "pair": (x * y, jnp.cos(x))}
+
+    def loss(x, y, program):
+        out = program(x, y, jnp.asarray(3), power=2)
+        return out["value"] + jnp.sum(out["pair"][0]) * out["pair"][1] + out["count"]
+
+    def reference(x, y):
+        return loss(x, y, lambda *a, **k: f.__wrapped__(*a, **k))
+
+    x, y = 0.7, jnp.asarray([1.3, -0.4])
+    want = jax.grad(reference, argnums=(0, 1))(x, y)
+    both = jax.grad(loss, argnums=(0, 1))
+    for got in (both(x, y, f), jax.jit(both, static_argnums=2)(x, y, f), jax.grad(loss, argnums=1)(x, y, f)):
+        got = got if isinstance(got, tuple) else (want[0], got)
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-13)
+        np.testing.assert_allclose(got[1], want[1], rtol=1e-13)
+    assert f._dense is not None  # the dense program was compiled (not JAX's staged linearisation)
+    hessian = jax.hessian(loss)(x, y, f)
+    np.testing.assert_allclose(hessian, jax.hessian(reference)(x, y), rtol=1e-12)
+
+
+def test_second_derivatives_of_a_fixed_point_match_differences_of_its_gradient():
+    """The implicit derivative differentiates the map's Jacobian at the solution (second order), so
+    ``jax.hessian`` of an error is the difference quotient of its gradient, and symmetric."""
+    def err(lam, alpha):
+        mixture = kdjax.Mixture(alpha=alpha, delta=1.0, rho=0.4)
+        return kdjax.solve_teacher(mixture, kdjax.Teacher("logistic", lam)).gen_error
+
+    point, h = (0.1, 2.0), 1e-4
+    hessian = np.asarray(jax.hessian(err, argnums=(0, 1))(*point))
+    grad = jax.jit(jax.grad(err, argnums=(0, 1)))
+    for i in range(2):
+        up, down = list(point), list(point)
+        up[i] += h
+        down[i] -= h
+        column = (np.asarray(grad(*up)) - np.asarray(grad(*down))) / (2 * h)
+        np.testing.assert_allclose(hessian[:, i], column, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(hessian[0, 1], hessian[1, 0], rtol=1e-10)
+
+
 def test_ranges_are_checked_eagerly_under_grad():
     """Under ``jax.grad`` (outside ``jit``) the values are concrete: the eager checks apply."""
     mix = kdjax.Mixture(alpha=3.0, delta=1.0)

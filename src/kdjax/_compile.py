@@ -12,8 +12,14 @@ compilation; where it does not, the programs are compiled with XLA's defaults.
 
 JAX takes per-program options only where the program is compiled on its own: a call with
 concrete arguments or under ``jax.vmap`` / ``jax.jvp``.  Where the call is staged into a larger
-program (under ``jax.grad``'s linearisation or a user's ``jit``), JAX refuses them; the program is
-then the plain ``jax.jit`` and compiles with the caller's options.
+program (a user's ``jit``), JAX refuses them; the program is then the plain ``jax.jit`` and
+compiles with the caller's options.
+
+Under ``jax.grad`` (reverse mode: JAX linearises, then transposes) JAX would stage the program's
+tangent part, so a kdjax program is linearised densely instead: one program, compiled on its own
+with the options, returns the outputs and their Jacobian with respect to the differentiated inputs
+(forward mode, one column per differentiated scalar: a handful for kdjax's scalar parameters), and
+the tangent is the product of that matrix with the input tangents, a small program of its own.
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ from __future__ import annotations
 import functools
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
 
 try:  # the transformations that compile an inner jit on its own (not staged); private names, hence the guard
     from jax._src.interpreters.ad import JVPTracer
@@ -29,6 +38,20 @@ try:  # the transformations that compile an inner jit on its own (not staged); p
     _UNSTAGED = (BatchTracer, JVPTracer)
 except ImportError:  # pragma: no cover - then every traced call takes the plain jit
     _UNSTAGED = ()
+try:  # the trace of the current call: at the top level (no transformation) its arguments are concrete
+    from jax._src.core import EvalTrace, trace_ctx
+
+    def at_top_level() -> bool:
+        """Whether no JAX transformation is tracing the current call (then no argument is a tracer)."""
+        return type(trace_ctx.trace) is EvalTrace
+except ImportError:  # pragma: no cover - then the arguments are inspected
+
+    def at_top_level() -> bool:
+        return False
+try:  # reverse mode's linearisation (jax.grad, jax.vjp): linearised densely (module docstring)
+    from jax._src.interpreters.ad import LinearizeTracer
+except ImportError:  # pragma: no cover - then reverse mode takes the plain jit
+    LinearizeTracer = ()
 
 FAST_COMPILE = {"xla_cpu_use_fusion_emitters": False}
 
@@ -48,8 +71,9 @@ class _Program:
     where the call is staged into a larger program (module docstring)."""
 
     def __init__(self, fun, jit_kwargs):
-        self._fun, self._kwargs, self._jitted = fun, jit_kwargs, None
+        self._fun, self._kwargs, self._jitted, self._dense = fun, jit_kwargs, None, None
         self.staged = jax.jit(fun, **jit_kwargs)
+        self._static = tuple(jit_kwargs.get("static_argnames", ()))
         functools.update_wrapper(self, fun)
 
     @property
@@ -62,8 +86,14 @@ class _Program:
     def __call__(self, *args, **kwargs):
         if not getattr(kwargs.get("config"), "fast_compile", True):  # SolverConfig(fast_compile=False)
             return self.staged(*args, **kwargs)
+        if at_top_level():
+            return self.jitted(*args, **kwargs)
         tracers = [x for x in jax.tree_util.tree_leaves((args, kwargs)) if isinstance(x, jax.core.Tracer)]
-        if self.jitted is self.staged or not all(isinstance(x, _UNSTAGED) for x in tracers):
+        if self.jitted is self.staged:
+            return self.staged(*args, **kwargs)
+        if any(isinstance(x, LinearizeTracer) for x in tracers):
+            return self._linearized(args, kwargs)
+        if not all(isinstance(x, _UNSTAGED) for x in tracers):
             return self.staged(*args, **kwargs)
         try:  # (a vmap or jvp may still sit inside a user's jit)
             return self.jitted(*args, **kwargs)
@@ -71,6 +101,28 @@ class _Program:
             if "compiler_options" not in str(error):
                 raise
             return self.staged(*args, **kwargs)
+
+    def _linearized(self, args, kwargs):
+        """The call under reverse mode: a ``custom_jvp`` whose rule runs ``dense`` (module docstring)."""
+        static = {k: kwargs.pop(k) for k in self._static if k in kwargs}
+        leaves, tree = jax.tree_util.tree_flatten((args, kwargs))
+        differentiated = tuple(isinstance(x, LinearizeTracer) and jnp.issubdtype(jnp.result_type(x), jnp.inexact)
+                               for x in leaves)
+        if self._dense is None:
+            self._dense = jit(_outputs_and_jacobian, static_argnames=("fun", "tree", "differentiated", "static"))
+        call = functools.partial(self._dense, fun=self._fun, tree=tree, differentiated=differentiated,
+                                 static=tuple(static.items()))
+
+        @jax.custom_jvp
+        def linearized(*leaves):
+            return call(*leaves)[0]
+
+        @linearized.defjvp
+        def linearized_jvp(primals, tangents):
+            out, jacobian = call(*primals)
+            return out, _tangents(out, jacobian, [t for t, d in zip(tangents, differentiated) if d])
+
+        return linearized(*leaves)
 
     def lower(self, *args, **kwargs):
         return self.jitted.lower(*args, **kwargs)
@@ -82,3 +134,35 @@ def jit(fun=None, **jit_kwargs):
     if fun is None:
         return functools.partial(jit, **jit_kwargs)
     return _Program(fun, jit_kwargs)
+
+
+def _outputs_and_jacobian(*leaves, fun, tree, differentiated, static):
+    """``fun``'s output leaves at ``leaves`` and the Jacobian of its inexact ones (raveled) with
+    respect to the ``differentiated`` leaves (raveled): forward mode, one column per scalar."""
+    chosen = [x for x, d in zip(leaves, differentiated) if d]
+    flat, unravel = ravel_pytree(chosen)
+
+    def outputs(v):
+        it = iter(unravel(v))
+        full = [next(it) if d else x for x, d in zip(leaves, differentiated)]
+        args, kwargs = jax.tree_util.tree_unflatten(tree, full)
+        out = fun(*args, **kwargs, **dict(static))
+        return ravel_pytree([o for o in jax.tree_util.tree_leaves(out) if _inexact(o)])[0], out
+
+    jacobian, out = jax.jacfwd(outputs, has_aux=True)(flat)
+    return out, jacobian
+
+
+def _inexact(x):
+    return jnp.issubdtype(jnp.result_type(x), jnp.inexact)
+
+
+@jax.jit
+def _tangents(out, jacobian, tangents):
+    """The output tangents ``jacobian . tangents`` (zero for the outputs that are not inexact)."""
+    flat = ravel_pytree([jnp.asarray(t) for t in tangents])[0]
+    leaves, tree = jax.tree_util.tree_flatten(out)
+    _, unravel = ravel_pytree([o for o in leaves if _inexact(o)])
+    it = iter(unravel(jacobian @ flat.astype(jacobian.dtype)))
+    return jax.tree_util.tree_unflatten(
+        tree, [next(it) if _inexact(o) else np.zeros(np.shape(o), jax.dtypes.float0) for o in leaves])

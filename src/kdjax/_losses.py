@@ -186,7 +186,7 @@ class Loss:
             h, slope = jax.jvp(lambda o: self.prox(o, V, y, steps=steps), (omega,), (jnp.ones_like(omega),))
             return ChannelNodes(omega=omega, h=h, slope=slope, w=w)
         ends = jax.lax.stop_gradient(mean + sd * jnp.asarray([-10.0, 10.0], mean.dtype))
-        lo, hi = (self.prox(ends[:, i:i + 1], V, y, steps=steps)[:, 0] for i in (0, 1))
+        lo, hi = self.prox(ends, V, y, steps=steps).T  # (one Newton loop for both ends)
         scale = jnp.minimum(1.0, sd / (1.0 + V * self.curvature))
         h, dh = jax.lax.stop_gradient(sinh_nodes(lo, hi, jnp.clip(0.0, lo, hi), scale, n))
         jac = 1.0 + V * self.hess(h, y)

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._compile import at_top_level
 from ._inputs import FreshInputs, SameInputs
 from ._losses import Loss, as_loss
 
@@ -83,7 +84,7 @@ def check_instance(name: str, value, cls) -> None:
 
 def is_concrete(*trees) -> bool:
     """Whether every leaf of ``trees`` is a concrete value (not a JAX tracer)."""
-    return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(trees))
+    return at_top_level() or not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(trees))
 
 
 def primal(tree):

@@ -112,6 +112,18 @@ def _newton_solve(J, rhs, read):
     return (rhs + J_read @ dr).at[read].set(dr, unique_indices=True)
 
 
+def _linearise(fn, x, args, read):
+    """``(F(x), J(x))``: the map and its Jacobian in ``x`` (forward mode, the map traced once); only
+    the columns ``read`` are computed (the others are zero), all of them where ``read`` is ``None``."""
+    if read is None:
+        J, Fx = jax.jacfwd(lambda y: (fn(y, args),) * 2, has_aux=True)(x)
+        return Fx, J
+    J_read, Fx = jax.jacfwd(lambda y: (fn(x.at[read].set(y, unique_indices=True), args),) * 2,
+                            has_aux=True)(x[read])
+    n = x.shape[0]
+    return Fx, jnp.zeros((n, n), J_read.dtype).at[:, read].set(J_read, unique_indices=True)
+
+
 def _iterate(fn, ok, x0, args, config: SolverConfig, read=None):
     """The loop of the module docstring on flat vectors: ``(x, J(x), scaled residual, residual, steps)``.
 
@@ -124,16 +136,8 @@ def _iterate(fn, ok, x0, args, config: SolverConfig, read=None):
     eye = jnp.eye(n, dtype=dtype)
     tol, damping = config.tol, config.damping
 
-    def evaluate(x):
-        if read is None:
-            J, Fx = jax.jacfwd(lambda y: (fn(y, args),) * 2, has_aux=True)(x)
-            return Fx, J
-        J_read, Fx = jax.jacfwd(lambda y: (fn(x.at[read].set(y, unique_indices=True), args),) * 2,
-                                has_aux=True)(x[read])
-        return Fx, jnp.zeros((n, n), dtype).at[:, read].set(J_read, unique_indices=True)
-
     def step(c: _Loop) -> _Loop:
-        Fx, J = evaluate(c.x)
+        Fx, J = _linearise(fn, c.x, args, read)
         finite = jnp.all(jnp.isfinite(Fx)) & jnp.all(jnp.isfinite(c.x))  # (a non-finite J only rules out Newton)
         admissible = finite & ok(c.x)
         res = jnp.where(admissible, _scaled_residual(tested(c.x), tested(Fx), tol), jnp.inf)
@@ -239,11 +243,25 @@ def solve_fixed_point(
     def root(start, a):
         return loop(start, a)
 
+    @jax.custom_jvp
+    def jacobian_at(x, a, J):
+        """``J``, the map's Jacobian at the solution the loop returned, as a function of
+        ``(x, args)``: its derivative (second-order derivatives of the solution) differentiates
+        the map's linearisation; first-order derivatives use the loop's ``J`` as it is."""
+        return J
+
+    @jacobian_at.defjvp
+    def jacobian_at_jvp(primals, tangents):
+        (x, a, J), (dx, da, _) = primals, tangents
+        _, dJ = jax.jvp(lambda y, b: _linearise(fn, y, b, read)[1], (x, a), (dx, da))
+        return J, dJ
+
     @root.defjvp
     def root_jvp(primals, tangents):
         (start, a), (_, da) = primals, tangents
         out = root(start, a)
-        x, J = out[0], out[1]
+        x = out[0]
+        J = jacobian_at(x, a, out[1])
         # the map's linearisation in args is recomputed in a reverse pass rather than stored
         _, dF = jax.jvp(jax.checkpoint(lambda b: fn(x, b)), (a,), (da,))
         dx = _newton_solve(J, dF, read)
@@ -281,7 +299,7 @@ def raise_if_failed(solution, what: str):
     result = solution.result
     if not is_concrete(result._value):
         return result.error_if(solution, result != RESULTS.successful)
-    if result != RESULTS.successful:
+    if np.asarray(result._value) != RESULTS.successful._value:
         detail = f" (residual {float(solution.residual):.3g})" if result == RESULTS.max_steps else ""
         raise SolveError(f"the {what} fixed point did not converge: {message(result)}{detail}", result)
     return solution

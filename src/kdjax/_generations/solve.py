@@ -167,15 +167,15 @@ def fold(mixture, generations, config: SolverConfig, x0s=None, regimes=None, col
     x0s = x0s if x0s is not None else (None,) * len(generations)
     regimes = regimes if regimes is not None else (True,) * len(generations)
     solved, results, previous = (), [], None
-    for generation, x0, regime in zip(generations, x0s, regimes):
+    for k, (generation, x0, regime) in enumerate(zip(generations, x0s, regimes)):
         if generation.reads_records:
             solved = with_records(solved, mixture, config)
-        history = generation.needs(solved)
+        history = generation.needs(solved) if solved else ()
         finite = finite_flag(generation, mixture) if regime else True
         res = solve_generation(generation, mixture, history, _start(x0), previous, finite, cold, config=config)
         results.append(res)
-        solved = solved + (res.solved,)
-        previous = res.result
+        if k + 1 < len(generations):
+            solved, previous = solved + (res.solved,), res.result
     return results
 
 
