@@ -14,6 +14,15 @@ def test_this_jax_takes_the_fast_compile_option():
     assert _compile.compiler_options() == _compile.FAST_COMPILE
 
 
+def test_an_xla_that_refuses_the_option_gets_xla_defaults(monkeypatch):
+    monkeypatch.setattr(_compile, "FAST_COMPILE", {"xla_no_such_option_in_any_xla": False})
+    monkeypatch.setattr(_compile, "_REFUSED", [])
+    f = _compile.jit(lambda x: jnp.cos(x) * 2.0)
+    np.testing.assert_allclose(f(0.5), 2.0 * np.cos(0.5), rtol=1e-15)
+    assert _compile.compiler_options() is None and f.jitted is f.staged
+    np.testing.assert_allclose(_compile.jit(jnp.sin)(0.5), np.sin(0.5), rtol=1e-15)  # later programs: defaults at once
+
+
 def test_a_program_composes_with_every_transformation():
     calls = []
 

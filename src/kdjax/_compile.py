@@ -7,8 +7,9 @@ is compiled with ``xla_cpu_use_fusion_emitters = False``: a per-program compile 
 global setting (the caller's own programs are untouched).  Other backends ignore it.  The price
 is run time: a compiled solve runs about 1.5x slower (benchmarks/results_cold.md), so a program
 called with ``config=SolverConfig(fast_compile=False)`` is compiled with XLA's defaults (long
-sweeps and optimisations).  Whether this JAX/XLA accepts the option is tested once, at the first
-compilation; where it does not, the programs are compiled with XLA's defaults.
+sweeps and optimisations).  Whether this JAX/XLA accepts the option shows at the first compilation
+(no probe is compiled); where it does not, that program and all later ones are compiled with
+XLA's defaults.
 
 JAX takes per-program options only where the program is compiled on its own: a call with
 concrete arguments or under ``jax.vmap`` / ``jax.jvp``.  Where the call is staged into a larger
@@ -56,14 +57,13 @@ except ImportError:  # pragma: no cover - then reverse mode takes the plain jit
 FAST_COMPILE = {"xla_cpu_use_fusion_emitters": False}
 
 
-@functools.cache
+_REFUSED = []  # not empty once this JAX/XLA refused the option: every program then takes XLA's defaults
+
+
 def compiler_options() -> dict | None:
-    """``FAST_COMPILE`` if this JAX/XLA accepts it, else ``None`` (XLA's defaults)."""
-    try:
-        jax.jit(lambda x: x + 1, compiler_options=FAST_COMPILE).lower(1.0).compile()
-    except Exception:  # an older jax.jit without compiler_options, or an XLA without the option
-        return None
-    return FAST_COMPILE
+    """``FAST_COMPILE``, or ``None`` (XLA's defaults) once this JAX/XLA refused it: the first
+    compilation tells, no probe is compiled."""
+    return None if _REFUSED else FAST_COMPILE
 
 
 class _Program:
@@ -78,16 +78,21 @@ class _Program:
 
     @property
     def jitted(self):
+        if _REFUSED:
+            return self.staged
         if self._jitted is None:
-            options = compiler_options()
-            self._jitted = jax.jit(self._fun, compiler_options=options, **self._kwargs) if options else self.staged
+            try:
+                self._jitted = jax.jit(self._fun, compiler_options=FAST_COMPILE, **self._kwargs)
+            except TypeError:  # pragma: no cover - a jax.jit without compiler_options
+                _REFUSED.append(True)
+                return self.staged
         return self._jitted
 
     def __call__(self, *args, **kwargs):
         if not getattr(kwargs.get("config"), "fast_compile", True):  # SolverConfig(fast_compile=False)
             return self.staged(*args, **kwargs)
         if at_top_level():
-            return self.jitted(*args, **kwargs)
+            return self._compiled(args, kwargs)
         tracers = [x for x in jax.tree_util.tree_leaves((args, kwargs)) if isinstance(x, jax.core.Tracer)]
         if self.jitted is self.staged:
             return self.staged(*args, **kwargs)
@@ -95,12 +100,20 @@ class _Program:
             return self._linearized(args, kwargs)
         if not all(isinstance(x, _UNSTAGED) for x in tracers):
             return self.staged(*args, **kwargs)
-        try:  # (a vmap or jvp may still sit inside a user's jit)
+        return self._compiled(args, kwargs)
+
+    def _compiled(self, args, kwargs):
+        """The call compiled on its own with the option, or plainly where JAX or XLA refuse it."""
+        try:
             return self.jitted(*args, **kwargs)
-        except ValueError as error:  # staged: JAX refuses per-program options there
+        except ValueError as error:  # staged (a vmap or jvp inside a user's jit): JAX refuses the option there
             if "compiler_options" not in str(error):
                 raise
-            return self.staged(*args, **kwargs)
+        except RuntimeError as error:  # an XLA without the option: "No such compile option"
+            if "compile option" not in str(error):
+                raise
+            _REFUSED.append(True)
+        return self.staged(*args, **kwargs)
 
     def _linearized(self, args, kwargs):
         """The call under reverse mode: a ``custom_jvp`` whose rule runs ``dense`` (module docstring)."""
