@@ -17,10 +17,12 @@ program (a user's ``jit``), JAX refuses them; the program is then the plain ``ja
 compiles with the caller's options.
 
 Under ``jax.grad`` (reverse mode: JAX linearises, then transposes) JAX would stage the program's
-tangent part, so a kdjax program is linearised densely instead: one program, compiled on its own
-with the options, returns the outputs and their Jacobian with respect to the differentiated inputs
-(forward mode, one column per differentiated scalar: a handful for kdjax's scalar parameters), and
-the tangent is the product of that matrix with the input tangents, a small program of its own.
+tangent part, so where the values are concrete (``jax.grad`` outside ``jit``, also under ``vmap``)
+a kdjax program is linearised densely instead: one program, compiled on its own with the options,
+returns the outputs and their Jacobian with respect to the differentiated inputs (forward mode,
+one column per differentiated scalar: a handful for kdjax's scalar parameters), and the tangent is
+the product of that matrix with the input tangents, a small program of its own.  Under a user's
+``jit`` JAX's own linearisation is kept (it compiles to less there).
 """
 
 from __future__ import annotations
@@ -96,7 +98,8 @@ class _Program:
         tracers = [x for x in jax.tree_util.tree_leaves((args, kwargs)) if isinstance(x, jax.core.Tracer)]
         if self.jitted is self.staged:
             return self.staged(*args, **kwargs)
-        if any(isinstance(x, LinearizeTracer) for x in tracers):
+        linearized = [x for x in tracers if isinstance(x, LinearizeTracer)]
+        if linearized and all(_compiles_alone(getattr(x, "primal", None)) for x in linearized):
             return self._linearized(args, kwargs)
         if not all(isinstance(x, _UNSTAGED) for x in tracers):
             return self.staged(*args, **kwargs)
@@ -147,6 +150,11 @@ def jit(fun=None, **jit_kwargs):
     if fun is None:
         return functools.partial(jit, **jit_kwargs)
     return _Program(fun, jit_kwargs)
+
+
+def _compiles_alone(value) -> bool:
+    """Whether a call with ``value`` compiles on its own (a concrete value, or traced by ``vmap``/``jvp``)."""
+    return not isinstance(value, jax.core.Tracer) or isinstance(value, _UNSTAGED)
 
 
 def _outputs_and_jacobian(*leaves, fun, tree, differentiated, static):
