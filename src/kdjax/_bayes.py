@@ -140,7 +140,9 @@ def free_entropy(m, mixture: Mixture, degree: int = 128):
     return psi_v + alpha * psi_y - 0.5 * alpha * m * q_y / delta
 
 
-def _noisy_overlaps(mixture: Mixture, config: SolverConfig) -> BayesOverlaps:
+@jit(static_argnames=("config",))
+def _noisy_overlaps(mixture: Mixture, *, config: SolverConfig) -> BayesOverlaps:
+    """The state evolution's fixed point (3.3)-(3.5), one compiled program."""
     dtype = jnp.result_type(mixture.alpha, mixture.delta, mixture.rho, mixture.label_noise, float)
     mixture = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype), mixture)
     alpha, delta, rho = mixture.alpha, mixture.delta, mixture.rho
@@ -187,7 +189,7 @@ def bayes_optimal_overlaps(mixture: Mixture, config: SolverConfig = SolverConfig
     check_instance("mixture", mixture, Mixture)
     check_instance("config", config, SolverConfig)
     if mixture.noisy:
-        out = _noisy_overlaps(mixture, config)
+        out = _noisy_overlaps(mixture, config=config)
         return raise_if_failed(out, "Bayes-optimal") if throw else out
     return _clean_overlaps(mixture)
 
