@@ -34,7 +34,12 @@ def test_a_program_composes_with_every_transformation():
     x = jnp.linspace(0.1, 1.0, 4)
     want = np.sin(np.asarray(x)) ** 3
     np.testing.assert_allclose(f(x, power=3), want, rtol=1e-14)
-    np.testing.assert_allclose(jax.vmap(lambda v: f(v, power=3))(x), want, rtol=1e-14)
+    # jax.vmap of concrete values on a CPU: the compiled program point by point (no batched program),
+    # equal to the single calls to the last bit
+    single = [f(v, power=3) for v in x]
+    np.testing.assert_array_equal(jax.vmap(lambda v: f(v, power=3))(x), np.asarray(single))
+    assert "BatchTracer" not in calls
+    np.testing.assert_allclose(jax.vmap(jax.vmap(lambda v: f(v, power=3)))(x[None]), want[None], rtol=1e-14)
     np.testing.assert_allclose(jax.jit(lambda v: f(v, power=3))(x), want, rtol=1e-14)
     grad = jax.vmap(jax.grad(lambda v: f(v, power=3)))(x)  # staged: the plain jit
     np.testing.assert_allclose(grad, 3 * np.sin(np.asarray(x)) ** 2 * np.cos(np.asarray(x)), rtol=1e-13)

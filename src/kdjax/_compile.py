@@ -23,6 +23,12 @@ returns the outputs and their Jacobian with respect to the differentiated inputs
 one column per differentiated scalar: a handful for kdjax's scalar parameters), and the tangent is
 the product of that matrix with the input tangents, a small program of its own.  Under a user's
 ``jit`` JAX's own linearisation is kept (it compiles to less there).
+
+Under ``jax.vmap`` of concrete values on a CPU, a program runs point by point: the compiled
+program of one point is called for each (a ``custom_vmap`` rule), so no batched program is compiled,
+and each point's numbers are those of a single call.  (A CPU runs a batch's fixed-point loops one
+after the other anyway; sweeps compile their own batched programs, ``kdjax.sweep``.)  Under a
+user's ``jit``, or on other backends, ``vmap`` batches the program as usual.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_batching import custom_vmap
 from jax.flatten_util import ravel_pytree
 
 try:  # the transformations that compile an inner jit on its own (not staged); private names, hence the guard
@@ -98,6 +105,9 @@ class _Program:
         tracers = [x for x in jax.tree_util.tree_leaves((args, kwargs)) if isinstance(x, jax.core.Tracer)]
         if self.jitted is self.staged:
             return self.staged(*args, **kwargs)
+        if tracers and _UNSTAGED and jax.default_backend() == "cpu" and all(
+                isinstance(x, BatchTracer) and not isinstance(getattr(x, "val", x), jax.core.Tracer) for x in tracers):
+            return self._per_point(args, kwargs)
         linearized = [x for x in tracers if isinstance(x, LinearizeTracer)]
         if linearized and all(_compiles_alone(getattr(x, "primal", None)) for x in linearized):
             return self._linearized(args, kwargs)
@@ -117,6 +127,30 @@ class _Program:
                 raise
             _REFUSED.append(True)
         return self.staged(*args, **kwargs)
+
+    def _per_point(self, args, kwargs):
+        """The call under ``jax.vmap`` of concrete values on a CPU: the compiled program, point by point."""
+        static = {k: kwargs.pop(k) for k in self._static if k in kwargs}
+
+        @custom_vmap
+        def batched(args, kwargs):  # (only its batching rule runs)
+            return self._compiled(args, {**kwargs, **static})
+
+        @batched.def_vmap
+        def per_point(size, in_batched, args, kwargs):
+            if size == 0:
+                out = jax.vmap(lambda a, k: self._fun(*a, **k, **static), in_axes=_axes(in_batched))(args, kwargs)
+                return out, jax.tree.map(lambda _: True, out)
+            leaves, tree = jax.tree_util.tree_flatten((args, kwargs))
+            flags = jax.tree_util.tree_leaves(in_batched)
+            outs = []
+            for i in range(size):  # (jax arrays: slices and stacks keep weak types, so the programs are reused)
+                a, k = jax.tree_util.tree_unflatten(tree, [x[i] if b else x for x, b in zip(leaves, flags)])
+                outs.append(self._compiled(a, {**k, **static}))
+            out = jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
+            return out, jax.tree.map(lambda _: True, out)
+
+        return batched(args, kwargs)
 
     def _linearized(self, args, kwargs):
         """The call under reverse mode: a ``custom_jvp`` whose rule runs ``dense`` (module docstring)."""
@@ -150,6 +184,11 @@ def jit(fun=None, **jit_kwargs):
     if fun is None:
         return functools.partial(jit, **jit_kwargs)
     return _Program(fun, jit_kwargs)
+
+
+def _axes(in_batched):
+    """``vmap``'s ``in_axes`` from ``custom_vmap``'s batched flags: 0 where batched, else ``None``."""
+    return jax.tree.map(lambda b: 0 if b else None, in_batched)
 
 
 def _compiles_alone(value) -> bool:
