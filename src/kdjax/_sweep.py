@@ -277,38 +277,14 @@ def sweep(
     devices, the parts are gathered (``multihost_utils.process_allgather``) and process 0 writes
     ``out``; every process returns the full result.
     """
-    grid = dict(grid or {})
-    if not grid:
-        raise ValueError("grid must name at least one parameter")
-    check_instance("mixture", mixture, Mixture)
-    check_instance("teacher", teacher, Teacher)
-    flat, shape = grid_points(grid)
-    with_values(mixture, teacher, student, flat)  # eager validation of every value
+    grid, flat, shape, devices = _checked(mixture, teacher, student, grid, config, chunk_size, batch_size, devices,
+                                          out, resume)
     n = int(np.prod(shape))
-    devices = list(jax.local_devices() if devices is None else devices)
-    if not devices:
-        raise ValueError("devices must name at least one device")
-    chunk_size = None if chunk_size is None else check_integer("chunk_size", chunk_size, 1)
-    batch_size = None if batch_size is None else check_integer("batch_size", batch_size, 1)
-    check_instance("config", config, SolverConfig)
-    if resume and out is None:
-        raise ValueError("resume=True needs out, the file to resume")
-    if progress is True:
-        progress = ProgressBar("sweep")
-    elif progress is False:
-        progress = None
-    elif progress is not None and not callable(progress):
-        raise ValueError(f"progress must be True, False, None or a callable (done, total), got {progress!r}")
+    progress = _progress_callback(progress)
     nproc, rank = jax.process_count(), jax.process_index()
     k = len(devices)
-    unit = k * nproc
-    chunk = chunk_size or n
-    chunk = max(unit, -(-chunk // unit) * unit)  # a multiple of the device count, all processes
-    per = chunk // nproc  # points of a chunk solved by this process
-    batch = int(batch_size or default_batch_size(devices))
-    batch = min(batch, per // k)
-    mesh = Mesh(np.asarray(devices), ("points",))
-    sharding = NamedSharding(mesh, PartitionSpec("points"))
+    chunk, per, batch = _partition(n, k, nproc, chunk_size, batch_size or default_batch_size(devices))
+    sharding = NamedSharding(Mesh(np.asarray(devices), ("points",)), PartitionSpec("points"))
     base = (mixture, teacher, student)
 
     dtype = jnp.result_type(float)
@@ -316,26 +292,7 @@ def sweep(
     layout = _layout(base, flat, config)
     table = {name: np.zeros(n, leaf.dtype) for name, leaf in zip(layout.names, layout.leaves)}
     done = np.zeros(n, bool)
-    writer, failure = None, None
-    if out is not None and rank == 0:
-        try:
-            writer = _TableFile(out, grid, flat, layout, table, done, resume)
-        except (ValueError, OSError) as err:
-            if nproc == 1:
-                raise
-            failure = err
-    if nproc > 1:
-        from jax.experimental import multihost_utils
-
-        # process 0 read the file: its points (or its refusal) go to every process
-        failed, found, values = multihost_utils.broadcast_one_to_all((np.asarray(failure is not None), done, table))
-        if failure is not None:
-            raise failure
-        if bool(failed):
-            raise ValueError(f"process 0 cannot write {os.fspath(out)} (its error says why)")
-        done[:] = np.asarray(found)
-        for name, column in table.items():
-            column[:] = np.asarray(values[name])
+    writer = _shared_table(out, grid, flat, layout, table, done, resume, nproc, rank)
 
     # Chunks are fixed ranges of the flat index, so that a point is solved from the same start
     # (its neighbour in the chunk, see _solve_points) in an uninterrupted run and after a resume.
@@ -374,6 +331,72 @@ def sweep(
             progress.close()
     leaves = [table[name].reshape(shape) for name in layout.names]
     return jax.tree_util.tree_unflatten(layout.treedef, leaves)
+
+
+def _checked(mixture, teacher, student, grid, config, chunk_size, batch_size, devices, out, resume) -> tuple:
+    """``sweep``'s eager checks (every grid value included): ``(grid, flat points, grid shape, devices)``."""
+    grid = dict(grid or {})
+    if not grid:
+        raise ValueError("grid must name at least one parameter")
+    check_instance("mixture", mixture, Mixture)
+    check_instance("teacher", teacher, Teacher)
+    flat, shape = grid_points(grid)
+    with_values(mixture, teacher, student, flat)  # eager validation of every value
+    devices = list(jax.local_devices() if devices is None else devices)
+    if not devices:
+        raise ValueError("devices must name at least one device")
+    for name, value in (("chunk_size", chunk_size), ("batch_size", batch_size)):
+        if value is not None:
+            check_integer(name, value, 1)
+    check_instance("config", config, SolverConfig)
+    if resume and out is None:
+        raise ValueError("resume=True needs out, the file to resume")
+    return grid, flat, shape, devices
+
+
+def _progress_callback(progress):
+    """``sweep``'s ``progress`` as ``None``, a ``ProgressBar`` or the caller's callable."""
+    if progress is True:
+        return ProgressBar("sweep")
+    if progress is False or progress is None:
+        return None
+    if not callable(progress):
+        raise ValueError(f"progress must be True, False, None or a callable (done, total), got {progress!r}")
+    return progress
+
+
+def _partition(n: int, devices: int, processes: int, chunk_size, batch_size) -> tuple:
+    """``(chunk, per, batch)``: points per chunk (a multiple of the devices of all processes), per
+    process, and per ``vmap`` batch on a device."""
+    unit = devices * processes
+    chunk = max(unit, -(-(chunk_size or n) // unit) * unit)
+    per = chunk // processes
+    return chunk, per, min(int(batch_size), per // devices)
+
+
+def _shared_table(out, grid, flat, layout, table, done, resume, nproc, rank):
+    """Process 0's ``_TableFile`` on ``out`` (``None`` elsewhere or without ``out``); the points it read
+    (or its refusal) go to every process (``table`` and ``done`` filled in place)."""
+    writer, failure = None, None
+    if out is not None and rank == 0:
+        try:
+            writer = _TableFile(out, grid, flat, layout, table, done, resume)
+        except (ValueError, OSError) as err:
+            if nproc == 1:
+                raise
+            failure = err
+    if nproc > 1:
+        from jax.experimental import multihost_utils
+
+        failed, found, values = multihost_utils.broadcast_one_to_all((np.asarray(failure is not None), done, table))
+        if failure is not None:
+            raise failure
+        if bool(failed):
+            raise ValueError(f"process 0 cannot write {os.fspath(out)} (its error says why)")
+        done[:] = np.asarray(found)
+        for name, column in table.items():
+            column[:] = np.asarray(values[name])
+    return writer
 
 
 class ProgressBar:
