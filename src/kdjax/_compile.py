@@ -64,8 +64,6 @@ except ImportError:  # pragma: no cover - then reverse mode takes the plain jit
     LinearizeTracer = ()
 
 FAST_COMPILE = {"xla_cpu_use_fusion_emitters": False}
-
-
 _REFUSED = []  # not empty once this JAX/XLA refused the option: every program then takes XLA's defaults
 
 
@@ -130,7 +128,7 @@ class _Program:
 
     def _per_point(self, args, kwargs):
         """The call under ``jax.vmap`` of concrete values on a CPU: the compiled program, point by point."""
-        static = {k: kwargs.pop(k) for k in self._static if k in kwargs}
+        kwargs, static = self._split_static(kwargs)
 
         @custom_vmap
         def batched(args, kwargs):  # (only its batching rule runs)
@@ -154,10 +152,9 @@ class _Program:
 
     def _linearized(self, args, kwargs):
         """The call under reverse mode: a ``custom_jvp`` whose rule runs ``dense`` (module docstring)."""
-        static = {k: kwargs.pop(k) for k in self._static if k in kwargs}
+        kwargs, static = self._split_static(kwargs)
         leaves, tree = jax.tree_util.tree_flatten((args, kwargs))
-        differentiated = tuple(isinstance(x, LinearizeTracer) and jnp.issubdtype(jnp.result_type(x), jnp.inexact)
-                               for x in leaves)
+        differentiated = tuple(isinstance(x, LinearizeTracer) and _inexact(x) for x in leaves)
         if self._dense is None:
             self._dense = jit(_outputs_and_jacobian, static_argnames=("fun", "tree", "differentiated", "static"))
         call = functools.partial(self._dense, fun=self._fun, tree=tree, differentiated=differentiated,
@@ -173,6 +170,11 @@ class _Program:
             return out, _tangents(out, jacobian, [t for t, d in zip(tangents, differentiated) if d])
 
         return linearized(*leaves)
+
+    def _split_static(self, kwargs) -> tuple:
+        """``(traced keyword arguments, static ones)``: the static ones stay out of the rules' pytrees."""
+        return ({k: v for k, v in kwargs.items() if k not in self._static},
+                {k: v for k, v in kwargs.items() if k in self._static})
 
     def lower(self, *args, **kwargs):
         return self.jitted.lower(*args, **kwargs)
