@@ -190,7 +190,7 @@ class ERM(Generation):
         error = gen_error_unchecked(x.m, jnp.where(trivial, 1.0, x.q), x.b, mixture.delta, mixture.rho)
         error = jnp.where(trivial, jnp.where(x.b > 0, 1.0 - mixture.rho, mixture.rho), error)
         return dict(gen_error=error,
-                    m=x.m, q=x.q, b=x.b, V=x.V, r=None, agreement=None)
+                    m=x.m, q=x.q, b=x.b, V=x.V, r=None)
 
     def training(self, x: TeacherState, mixture, history, config):
         """Training error (against the observed labels) and loss per sample."""

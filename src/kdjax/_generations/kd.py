@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from .._losses import KD as KD_LOSS
-from .._observables import agreement_unchecked, gen_error_unchecked
+from .._observables import gen_error_unchecked
 from .._params import Student
 from .._quadrature import (
     bisect_root,
@@ -48,6 +48,23 @@ from .._regimes import check_student, has_finite_minimiser
 from .base import Generation, Summary
 from .erm import ERM
 from .records import Record, record_of, update
+
+
+def soft_labels(y, h_p, temperature, hard_weight):
+    """The KD loss's labels ``(y~, tau = h_p / T, a, T)`` from the teacher's output ``h_p``."""
+    return y, h_p / temperature, hard_weight, temperature
+
+
+def output_partials(omega, h_p, V, y, temperature, hard_weight, config):
+    """A distilled generation's training output ``h = prox_{V L}(omega)`` with its partial derivatives in
+    ``omega`` and in its teacher's output ``h_p`` (KD loss with labels ``(y~, h_p / T, a, T)``): from
+    ``h - omega + V L'(h; h_p) = 0`` (1.2), ``dh/d omega = 1 / (1 + V L'')`` and
+    ``dh/d h_p = -V (d L'/d h_p) / (1 + V L'')``."""
+    labels = lambda hp: soft_labels(y, hp, temperature, hard_weight)
+    h = KD_LOSS.prox(omega, V, *labels(h_p), steps=config.newton_steps)
+    slope = 1.0 / (1.0 + V * KD_LOSS.hess(h, *labels(h_p)))
+    dgrad_dhp = jax.jvp(lambda hp: KD_LOSS.grad(h, *labels(hp)), (h_p,), (jnp.ones_like(h_p),))[1]
+    return h, slope, -V * dgrad_dhp * slope
 
 
 class StudentState(eqx.Module):
@@ -117,8 +134,7 @@ class KD(Generation):
 
     def _labels(self, y, h_p):
         """The KD loss's labels ``(y~, tau = h_p / T, a, T)``."""
-        st = self.params
-        return y, h_p / st.temperature, st.hard_weight, st.temperature
+        return soft_labels(y, h_p, self.params.temperature, self.params.hard_weight)
 
     def _output(self, h_p, f_p, omega, y, x: StudentState, config):
         """``f`` and ``h`` given the predecessor's output ``h_p``, its ``f_p`` and the cavity ``omega``."""
@@ -134,14 +150,8 @@ class KD(Generation):
         return StudentState(m=g * s.m, sigma2=g * (1.0 - g) * s.q, r=g * s.q, b=s.b, V=g * s.V, V_st=V_st)
 
     def output_partials(self, omega, h_p, V, y, config):
-        """``h = prox_{V L}(omega)`` with its partial derivatives in ``omega`` and in the teacher's ``h_p``:
-        from ``h - omega + V L'(h; h_p) = 0`` (1.2), ``dh/d omega = 1 / (1 + V L'')`` and
-        ``dh/d h_p = -V (d L'/d h_p) / (1 + V L'')``."""
-        labels = self._labels(y, h_p)
-        h = KD_LOSS.prox(omega, V, *labels, steps=config.newton_steps)
-        slope = 1.0 / (1.0 + V * KD_LOSS.hess(h, *labels))
-        dgrad_dhp = jax.jvp(lambda hp: KD_LOSS.grad(h, *self._labels(y, hp)), (h_p,), (jnp.ones_like(h_p),))[1]
-        return h, slope, -V * dgrad_dhp * slope
+        """``output_partials`` with this generation's temperature and hard-label weight."""
+        return output_partials(omega, h_p, V, y, self.params.temperature, self.params.hard_weight, config)
 
     def _conjugates(self, x: StudentState, mixture, history, config) -> dict:
         """The conjugates (3.3) at ``x``, and ``E[f]``, ``E[D_ss]`` for the bias step."""
@@ -254,8 +264,7 @@ class KD(Generation):
         s = history[-1].summary
         q = x.q(s)
         return dict(gen_error=gen_error_unchecked(x.m, q, x.b, mixture.delta, mixture.rho), m=x.m, q=q, b=x.b,
-                    V=x.V, r=x.r, agreement=agreement_unchecked(s.m, s.q, s.b, x.m, q, x.r, x.b, mixture.delta,
-                                                                 mixture.rho))
+                    V=x.V, r=x.r)
 
     def training(self, x: StudentState, mixture, history, config):
         """Training error (against the observed labels) and KD loss per sample."""

@@ -27,10 +27,10 @@ import jax
 import jax.numpy as jnp
 
 from .._losses import KD as KD_LOSS
-from .._observables import agreement_unchecked, gen_error_unchecked
+from .._observables import gen_error_unchecked
 from .._quadrature import gauss_hermite, label_rows, normal_cdf, row_average, safe_sqrt
 from .base import Summary
-from .kd import KD
+from .kd import KD, output_partials
 from .records import Record, Stack, project, record_of, solved_conjugates, update
 
 
@@ -81,60 +81,69 @@ class Context(eqx.Module):
 
 
 def _frame(history, mixture, config) -> Frame:
-    """Outputs of generations ``0..k-1`` at the nested nodes (C.2), (C.4), (C.12)."""
+    """Outputs of generations ``0..k-1`` at the nested nodes (C.2), (C.4), (C.12).
+
+    Every level lives on the full grid of nodes ``(R, n_0, ..., n_{k-1})`` (flattened to ``(R, P)``;
+    a generation's arrays are constant along the later levels), so generations ``1..k-1`` are one
+    ``lax.scan`` of the same step, and the program does not grow with the depth."""
     k = len(history)
-    degrees = nodes_per_level(k, config)
+    degrees = nodes_per_level(k, config)[:k]
     records = [s.record for s in history]
+    s = Stack.of(records)
     y, y_obs, weight = label_rows(mixture)
-    R, sd = y.shape[0], jnp.sqrt(mixture.delta)
+    R, sd, dtype = y.shape[0], jnp.sqrt(mixture.delta), y.dtype
     t = records[0]
     mean0, sd0 = y * t.m + t.b, sd * safe_sqrt(t.q)
     ch = history[0].generation.output_channel(history[0].state, y_obs, mean0, sd0, degrees[0], config)
-    shape = (R, degrees[0])
-    zero = jnp.zeros(shape, y.dtype)
-    e, h, w = [(ch.omega - mean0) / sd0], [ch.h], ch.w
-    f = [(ch.h - ch.omega) / t.V[0]]
-    dh = [[ch.slope] + [zero] * (k - 1)]  # d h_j / d omega_l, l = 0..k-1
-    df = [[(ch.slope - 1.0) / t.V[0]] + [zero] * (k - 1)]
-    for j in range(1, k):
-        g, generation = records[j], history[j].generation
-        x, wj = gauss_hermite(degrees[j], y.dtype)
-        grow = lambda a: a[..., None]
-        e, h, f = [grow(a) for a in e], [grow(a) for a in h], [grow(a) for a in f]
-        dh = [[grow(a) for a in row] for row in dh]
-        df = [[grow(a) for a in row] for row in df]
-        w = w[..., None] * wj
-        shape = shape + (degrees[j],)
-        lift = lambda a, depth=len(shape) - 2: a[(...,) + (None,) * depth]
-        e.append(jnp.broadcast_to(x, shape))
-        omega = lift(y * g.m + g.b) + sd * sum(g.L[l] * e[l] for l in range(j + 1))
-        omega_p = omega + sum(g.V[l] * f[l] for l in range(j))  # (C.2)
-        domega_p = [jnp.broadcast_to((1.0 if l == j else 0.0) + sum(g.V[m] * df[m][l] for m in range(j)), shape)
-                    for l in range(k)]
-        if generation.inputs.responds:
-            hj, d_o, d_hp = generation.output_partials(omega_p, jnp.broadcast_to(h[j - 1], shape), g.V[j],
-                                                       lift(y_obs), config)
-            dhj = [d_o * domega_p[l] + d_hp * dh[j - 1][l] for l in range(k)]
-            fj, dfj = (hj - omega_p) / g.V[j], [(dhj[l] - domega_p[l]) / g.V[j] for l in range(k)]
-        else:  # generation j did not train on this sample: no force, its output is its field
-            hj, dhj = omega_p, domega_p
-            fj, dfj = jnp.zeros(shape, y.dtype), [jnp.zeros(shape, y.dtype)] * k
-        h.append(hj)
-        f.append(fj)
-        dh.append(dhj)
-        df.append(dfj)
-    flat = lambda a: jnp.broadcast_to(a, shape).reshape(R, -1)
-    return Frame(y=y, y_obs=y_obs, weight=weight, e=jnp.stack([flat(a) for a in e]),
-                 f=jnp.stack([flat(a) for a in f]), df=jnp.stack([jnp.stack([flat(a) for a in row]) for row in df]),
-                 h_prev=flat(h[k - 1]), dh_prev=jnp.stack([flat(a) for a in dh[k - 1]]), w=flat(w))
+    grid = (R,) + degrees
+
+    def level(a, j):  # an array of levels 0..j, (R or 1, n_0 or 1, ..., n_j), on the full grid (R, P)
+        return jnp.broadcast_to(jnp.reshape(a, a.shape + (1,) * (k - 1 - j)), grid).reshape(R, -1)
+
+    hermite = [gauss_hermite(n, dtype) for n in degrees[1:]]
+    axis = lambda v, j: jnp.reshape(v, (1,) * (j + 1) + v.shape)  # nodes of level j on their own axis
+    e = jnp.stack([level((ch.omega - mean0) / sd0, 0)] + [level(axis(x, j), j) for j, (x, _) in enumerate(hermite, 1)])
+    w = level(ch.w, 0)
+    for j, (_, wj) in enumerate(hermite, 1):
+        w = w * level(axis(wj, j), j)
+    first = lambda a: jnp.zeros((k,) + a.shape, dtype).at[0].set(a)  # generation 0's row, later rows 0
+    slope = level(ch.slope, 0)
+    f0 = level((ch.h - ch.omega) / t.V[0], 0)
+    carry = (first(f0), first(first((slope - 1.0) / t.V[0])), level(ch.h, 0), first(slope))
+    later = history[1:]
+    responds = [g.generation.inputs.responds for g in later]
+    rows = dict(j=jnp.arange(1, k), m=jnp.stack([r.m for r in records[1:]]), b=jnp.stack([r.b for r in records[1:]]),
+                L=s.L[1:], V=s.V[1:], T=jnp.stack([jnp.asarray(g.generation.params.temperature, dtype) for g in later]),
+                a=jnp.stack([jnp.asarray(g.generation.params.hard_weight, dtype) for g in later]),
+                responds=jnp.asarray(responds))
+
+    def generation(carry, row):  # generation j = row["j"] at every node, given generations 0..j-1 (C.2), (C.4)
+        f, df, h_prev, dh_prev = carry
+        j = row["j"]
+        V_jj = row["V"][j]
+        V = jnp.where(jnp.arange(k) < j, row["V"], 0.0)  # the responses to the earlier generations' forces
+        omega_p = y * row["m"] + row["b"] + sd * jnp.tensordot(row["L"], e, axes=1) + jnp.tensordot(V, f, 1)
+        domega_p = (jnp.arange(k) == j)[:, None, None] + jnp.tensordot(V, df, axes=1)  # d omega_j' / d omega_l
+        h, d_o, d_hp = output_partials(omega_p, h_prev, V_jj, y_obs, row["T"], row["a"], config)
+        dh = d_o * domega_p + d_hp * dh_prev
+        fj, dfj = (h - omega_p) / V_jj, (dh - domega_p) / V_jj
+        if not all(responds):  # a generation that did not train on this sample: no force, its output is its field
+            h, dh = jnp.where(row["responds"], h, omega_p), jnp.where(row["responds"], dh, domega_p)
+            fj, dfj = jnp.where(row["responds"], fj, 0.0), jnp.where(row["responds"], dfj, 0.0)
+        return (f.at[j].set(fj), df.at[j].set(dfj), h, dh), None
+
+    (f, df, h_prev, dh_prev), _ = jax.lax.scan(generation, carry, rows)
+    return Frame(y=y, y_obs=y_obs, weight=weight, e=e, f=f, df=df, h_prev=h_prev, dh_prev=dh_prev, w=w)
 
 
 class _Nodes(eqx.Module):
-    """Generation ``k`` at the nodes of all levels ``(R, P, n_k)``: its force ``f``, ``df`` (``d f /
-    d omega_l``, ``l = 0..k``), output ``h``, teacher's output ``h_prev``, the shifted field and weights."""
+    """Generation ``k`` at the nodes of all levels ``(R, P, n_k)``: its force ``f``, its partial
+    derivatives ``f_o = d f / d omega_k'`` and ``f_hp = d f / d h_{k-1}``, output ``h``, teacher's output
+    ``h_prev``, the shifted field and the weights."""
 
     f: jax.Array
-    df: list
+    f_o: jax.Array
+    f_hp: jax.Array
     h: jax.Array
     h_prev: jax.Array
     omega_p: jax.Array
@@ -181,21 +190,27 @@ class SameKD(KD):
         omega_p = omega + ex(jnp.tensordot(x.V[:k], frame.f, axes=1))  # (C.2)
         h_prev = jnp.broadcast_to(ex(frame.h_prev), omega.shape)
         h, d_o, d_hp = self.output_partials(omega_p, h_prev, x.V[k], ex(frame.y_obs), config)
-        f_o, f_hp = (d_o - 1.0) / x.V[k], d_hp / x.V[k]
-        dom = jnp.tensordot(x.V[:k], frame.df, axes=1)  # d omega_k' / d omega_l - delta_kl   (C.4)
-        df = [f_o * ex(dom[l]) + f_hp * ex(frame.dh_prev[l]) for l in range(k)] + [f_o]
-        return _Nodes(f=(h - omega_p) / x.V[k], df=df, h=h, h_prev=h_prev, omega_p=omega_p, w=ex(frame.w) * wk)
+        return _Nodes(f=(h - omega_p) / x.V[k], f_o=(d_o - 1.0) / x.V[k], f_hp=d_hp / x.V[k], h=h, h_prev=h_prev,
+                      omega_p=omega_p, w=ex(frame.w) * wk)
 
     def _conjugates(self, x: SameState, mixture, frame: Frame, config):
-        """``(m_hat, V_hat_k., Xi_k., E[f], E[D_kk])`` at ``x`` (C.6)."""
+        """``(m_hat, V_hat_k., Xi_k., E[f], E[D_kk])`` at ``x`` (C.6).
+
+        The earlier generations' forces and derivatives do not vary along level ``k``, so their
+        products with generation ``k``'s are summed over level ``k`` first: ``d f_k / d omega_l =
+        f_o (d omega_k' / d omega_l) + f_hp (d h_{k-1} / d omega_l)`` for ``l < k`` (C.4)."""
         k = frame.e.shape[0]
         n = self._nodes(x, mixture, frame, config)
-        mean = lambda g: row_average(frame.weight, jnp.sum(n.w * g, axis=(-2, -1)))
+        over_k = lambda g: jnp.sum(n.w * g, axis=-1)  # (R, P): the level-k sum
+        mean = lambda g: jnp.sum(over_k(g), axis=-1) @ frame.weight
+        earlier = lambda a, g: jnp.einsum("lrp,rp,r->l", a, g, frame.weight)  # E[a_l g] for l < k
         alpha, delta = mixture.alpha, mixture.delta
-        forces = [frame.f[l][..., None] for l in range(k)] + [n.f]
-        Xi_row = jnp.stack([alpha * delta * mean(n.f * fl) for fl in forces])
-        V_hat = jnp.stack([-alpha * delta * mean(d) for d in n.df])
-        return alpha * mean(frame.y[..., None] * n.f), V_hat, Xi_row, mean(n.f), -mean(n.df[k])
+        dom = jnp.tensordot(x.V[:k], frame.df, axes=1)  # d omega_k' / d omega_l - delta_kl   (C.4)
+        D_k = mean(n.f_o)
+        Xi_row = alpha * delta * jnp.concatenate([earlier(frame.f, over_k(n.f)), mean(n.f**2)[None]])
+        V_hat = -alpha * delta * jnp.concatenate([earlier(dom, over_k(n.f_o)) + earlier(frame.dh_prev, over_k(n.f_hp)),
+                                                  D_k[None]])
+        return alpha * mean(frame.y[..., None] * n.f), V_hat, Xi_row, mean(n.f), -D_k
 
     def map(self, x: SameState, mixture, context: Context, config) -> SameState:
         """One application of the saddle-point map (C.2)-(C.11)."""
@@ -225,10 +240,8 @@ class SameKD(KD):
 
     def observables(self, x: SameState, mixture, context: Context) -> dict:
         q, r, _ = self._overlaps(x, context)
-        p = context.records[-1]
-        delta, rho = mixture.delta, mixture.rho
-        return dict(gen_error=gen_error_unchecked(x.m, q, x.b, delta, rho), m=x.m, q=q, b=x.b, V=x.V[-1], r=r,
-                    agreement=agreement_unchecked(p.m, p.q, p.b, x.m, q, r, x.b, delta, rho))
+        return dict(gen_error=gen_error_unchecked(x.m, q, x.b, mixture.delta, mixture.rho), m=x.m, q=q, b=x.b,
+                    V=x.V[-1], r=r)
 
     def training(self, x: SameState, mixture, context: Context, config):
         """Training error (against the observed labels) and KD loss per sample.

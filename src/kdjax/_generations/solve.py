@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._compile import jit
+from .._observables import agreement_unchecked
 from .._params import Mixture, SolverConfig, Student, Teacher, check_arguments, check_instance
 from .._solve import RESULTS, is_concrete, primal, raise_if_failed, solve_fixed_point
 from .base import Generation, Solved, Summary
@@ -33,8 +34,10 @@ class GenerationResult(eqx.Module):
 
     ``r`` and ``agreement`` are taken against the previous generation (``None`` for the teacher).
     ``result`` is a ``kdjax.RESULTS`` code; ``converged`` is ``result == successful`` (which needs
-    every earlier generation to have succeeded).  ``train_error`` and ``train_loss`` are computed
-    when read, by their own compiled program.  ``teacher`` is set by ``solve_student`` only.
+    every earlier generation to have succeeded).  ``agreement``, ``train_error`` and ``train_loss``
+    are computed when read, each by a compiled program of its own (``agreement``'s, a function of
+    the two generations' overlaps, is shared by every generation).  ``teacher`` is set by
+    ``solve_student`` only.
     """
 
     gen_error: jax.Array
@@ -43,7 +46,6 @@ class GenerationResult(eqx.Module):
     b: jax.Array
     V: jax.Array
     r: jax.Array | None
-    agreement: jax.Array | None
     residual: jax.Array
     iterations: jax.Array
     finite_minimiser: jax.Array
@@ -64,6 +66,14 @@ class GenerationResult(eqx.Module):
     def r_teacher(self):
         """The overlap ``w_0,S . w / N`` with the teacher (``q`` for the teacher itself)."""
         return self.summary.r_teacher
+
+    @property
+    def agreement(self):
+        """``P(sign h = sign h_prev)`` on a fresh input, against the previous generation (docs/model.md)."""
+        if self.r is None:
+            return None
+        p = self.history[-1].summary
+        return _agreement(p.m, p.q, p.b, self.m, self.q, self.r, self.b, self.mixture.delta, self.mixture.rho)
 
     @property
     def V_st(self):
@@ -98,6 +108,9 @@ class GenerationResult(eqx.Module):
 @jit(static_argnames=("config",))
 def _training(generation, state, mixture, history, *, config):
     return generation.training(state, mixture, generation.prepare(mixture, history, config), config)
+
+
+_agreement = jit(agreement_unchecked)
 
 
 @jit(static_argnames=("config",))
