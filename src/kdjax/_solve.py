@@ -9,8 +9,9 @@ Jacobian (forward mode, the map traced once), at one candidate point:
   the iteration back to the last accepted point for damped steps, and Newton is tried again
   after a back-off that doubles with each failure (1, 2, 4, ... damped steps);
 * from the accepted point the next candidate is the Newton step ``x + (I - J)^-1 (F(x) - x)``
-  or the damped step ``x + eta (F(x) - x)``, whose weight ``eta`` is halved whenever the update
-  reverses direction (an oscillating mode) and recovers by 20% per step otherwise;
+  (where the relative residual is below 1 until a Newton step failed, below 0.1 after, or where
+  the damped iteration stalls) or the damped step ``x + eta (F(x) - x)``, whose weight ``eta``
+  is halved whenever the update reverses direction (an oscillating mode) and recovers by 20% per step otherwise;
 * the test reads the undamped residual at the evaluated point, ``|F_i(x) - x_i| <= tol (1 + |x_i|)``
   for every component, so damping never hides a residual, and the returned point is the one
   tested (or, after ``max_steps``, the best accepted one).
@@ -69,6 +70,7 @@ _MAX_BACKOFF = 64
 _STALL = 32  # damped steps without a new best point after which Newton is tried anyway
 _WINDOW = 16  # ... or when the best residual did not halve over such a window (slow convergence)
 _NEAR = 1e-1  # scaled residual below which Newton is tried: J is computed at every step anyway
+_NEAR_FIRST = 1.0  # ... and until a Newton step first failed (most starts are within Newton's basin)
 
 
 class _Loop(eqx.Module):
@@ -81,7 +83,8 @@ class _Loop(eqx.Module):
     base: jax.Array
     F_base: jax.Array
     J_base: jax.Array
-    near: jax.Array  # the accepted point's scaled residual is below sqrt(tol): Newton's basin
+    near: jax.Array  # the accepted point's scaled residual is below near_below: Newton's basin
+    near_below: jax.Array  # _NEAR_FIRST until a Newton step failed, then _NEAR
     k_best: jax.Array  # the step that last improved the best point
     res_mark: jax.Array  # the best scaled residual _WINDOW steps ago
     slow: jax.Array  # it did not halve over the last window
@@ -148,15 +151,17 @@ def _iterate(fn, ok, x0, args, config: SolverConfig, read=None):
         base = jnp.where(accept, c.x, c.base)
         F_base = jnp.where(accept, Fx, c.F_base)
         J_base = jnp.where(accept, J, c.J_base)
-        near = jnp.where(accept, res * tol <= _NEAR, c.near)
         # A rejected Newton step is retried at half its length (a solution on the edge of the
         # admissible states, e.g. a response V -> 0, is approached by halving the distance), down
         # to 1/64 of it; then damped steps, and Newton again after a back-off.
         newton_rejected = ~accept & (c.kind == _NEWTON)
         # an accepted Newton step lets the next one be twice as long (back to the full step)
         tau = jnp.where(newton_rejected, 0.5 * c.tau, jnp.where(c.kind == _NEWTON, jnp.minimum(2.0 * c.tau, 1.0), 1.0))
-        newton_failed = newton_rejected & (tau < 1.0 / 64)
+        # (a first try from further out gives up sooner: a start outside Newton's basin costs 3 evaluations)
+        newton_failed = newton_rejected & (tau < jnp.where(c.near_below > _NEAR, 0.5, 1.0 / 64))
         tau = jnp.where(newton_failed, 1.0, tau)
+        near_below = jnp.where(newton_failed, _NEAR, c.near_below)
+        near = jnp.where(accept, res * tol <= near_below, c.near)
         damped_failed = ~accept & (c.kind == _DAMPED)
         backoff = jnp.where(newton_failed, jnp.minimum(2 * c.backoff, _MAX_BACKOFF),
                             jnp.where(accept & (c.kind == _NEWTON), 1, c.backoff))
@@ -185,7 +190,8 @@ def _iterate(fn, ok, x0, args, config: SolverConfig, read=None):
         x_next = jnp.where(use_newton, newton, base + eta * delta)
         return _Loop(
             k=c.k + 1, x=x_next, kind=jnp.where(use_newton, _NEWTON, _DAMPED), base=base, F_base=F_base,
-            J_base=J_base, near=near, k_best=k_best, res_mark=res_mark, slow=slow, eta=eta, last_step=last_step,
+            J_base=J_base, near=near, near_below=near_below,
+            k_best=k_best, res_mark=res_mark, slow=slow, eta=eta, last_step=last_step,
             wait=wait, backoff=backoff, tau=tau, done=done,
             x_out=jnp.where(done | better, jnp.where(is_read, c.x, Fx), c.x_out),
             J_out=jnp.where(done | better, J, c.J_out),
@@ -197,6 +203,7 @@ def _iterate(fn, ok, x0, args, config: SolverConfig, read=None):
     zeros = jnp.zeros_like(x0)
     init = _Loop(
         k=jnp.asarray(0), x=x0, kind=jnp.asarray(_DAMPED), base=x0, F_base=x0, J_base=eye, near=jnp.asarray(False),
+        near_below=jnp.asarray(_NEAR_FIRST, dtype),
         k_best=jnp.asarray(0),
         res_mark=inf, slow=jnp.asarray(False),
         eta=jnp.asarray(damping, dtype), last_step=zeros, wait=jnp.asarray(0), backoff=jnp.asarray(1),
