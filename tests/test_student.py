@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kdjax import Mixture, SolverConfig, Student, Teacher, solve_student, solve_teacher
+from kdjax import Mixture, SolverConfig, Student, Teacher, agreement, solve_student, solve_teacher
 
 
 @pytest.mark.parametrize("loss,lam_t,alpha,T", [
@@ -100,13 +100,22 @@ def test_no_minimiser_regimes_of_the_student_are_refused():
 
 
 def test_student_composes_with_jit_vmap_grad():
-    def err(T, lam_t):
-        return solve_student(Mixture(2.0, 1.0), Teacher("logistic", lam_t), Student(0.5, T, 0.0, 0.01)).gen_error
+    def solve(T, lam_t):
+        return solve_student(Mixture(2.0, 1.0), Teacher("logistic", lam_t), Student(0.5, T, 0.0, 0.01))
+
+    err = lambda T, lam_t: solve(T, lam_t).gen_error
+    agree = lambda T, lam_t: solve(T, lam_t).agreement  # computed when read, also from a traced result
 
     # one user program: jit of vmap of value_and_grad (the three transformations at once)
     Ts = jnp.asarray([0.5, 2.0])
-    values, (g_T, g_lam) = jax.jit(jax.vmap(jax.value_and_grad(err, argnums=(0, 1)), in_axes=(0, None)))(Ts, 0.1)
+    (values, (g_T, g_lam)), (agreements, g_agree) = jax.jit(jax.vmap(
+        lambda T, lam_t: (jax.value_and_grad(err, argnums=(0, 1))(T, lam_t), jax.value_and_grad(agree)(T, lam_t)),
+        in_axes=(0, None)))(Ts, 0.1)
     np.testing.assert_allclose(values, [float(err(0.5, 0.1)), float(err(2.0, 0.1))], rtol=1e-9)
     h = 1e-5
     fd = ((err(2.0 + h, 0.1) - err(2.0 - h, 0.1)) / (2 * h), (err(2.0, 0.1 + h) - err(2.0, 0.1 - h)) / (2 * h))
     np.testing.assert_allclose((g_T[1], g_lam[1]), fd, rtol=1e-5)
+    s = solve(2.0, 0.1)
+    by_overlaps = agreement(s.teacher.m, s.teacher.q, s.teacher.b, s.m, s.q, s.r, s.b, 1.0, 0.5)
+    np.testing.assert_allclose([agreements[1], s.agreement], [by_overlaps] * 2, rtol=1e-12)
+    np.testing.assert_allclose(g_agree[1], (agree(2.0 + h, 0.1) - agree(2.0 - h, 0.1)) / (2 * h), rtol=1e-5)
