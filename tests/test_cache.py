@@ -50,10 +50,75 @@ def test_second_cli_run_compiles_nothing_new_and_prints_the_same(tmp_path):
     second = _cli(SOLVE, env)
     assert second.returncode == 0, second.stderr[-2000:]
     assert _files(cache) == written  # every program came from the cache
+    assert any(name.startswith("kdjax-programs/") for name in written), written  # and from kdjax's store
     assert json.loads(second.stdout) == json.loads(first.stdout)
     assert second.stdout == first.stdout
     # Nothing went to the default folder either.
     assert _files(tmp_path / "home") == [] and _files(tmp_path / "xdg") == []
+
+
+def test_stored_programs_give_the_plain_call_s_numbers(tmp_path):
+    """A two-generation chain and its training observables: the run that stores kdjax's programs,
+    the run that loads them, and a run without any cache print the same digits."""
+    chain = ["solve", "--alpha", "2", "--lam-t", "0.05", "--label-noise", "0.1",
+             "--generation", "gamma=1,temperature=2,hard_weight=0,lam_s=0.01,data=same",
+             "--generation", "gamma=0.7,temperature=3,hard_weight=0.2,lam_s=0.02,data=same", "--json"]
+    cache = tmp_path / "cache"
+    stored = _cli(chain, _env(tmp_path, KDJAX_CACHE_DIR=str(cache)))
+    assert stored.returncode == 0, stored.stderr[-2000:]
+    programs = [name for name in _files(cache) if name.startswith("kdjax-programs/")]
+    assert len(programs) >= 3, programs  # the teacher, two generations (and their observables)
+    loaded = _cli(chain, _env(tmp_path, KDJAX_CACHE_DIR=str(cache)))
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert [name for name in _files(cache) if name.startswith("kdjax-programs/")] == programs
+    plain = _cli(chain, _env(tmp_path, KDJAX_CACHE_DIR=""))
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    assert stored.stdout == loaded.stdout == plain.stdout
+    assert len(json.loads(plain.stdout)["generations"]) == 2
+
+
+def test_a_program_without_a_stable_description_runs_plainly(tmp_path):
+    code = textwrap.dedent(
+        """
+        import os, sys, jax, jax.numpy as jnp
+        import kdjax
+        from kdjax._compile import jit
+        from kdjax._store import SUBFOLDER
+        kdjax.enable_compilation_cache(sys.argv[1])
+        plus_one = jit(lambda x, *, tag: x + 1.0, static_argnames=("tag",))
+        assert float(plus_one(jnp.ones(()), tag=object())) == 2.0  # an object named by its address
+        assert not os.path.exists(os.path.join(sys.argv[1], SUBFOLDER))
+        # two lambdas of one line's structure, and a closure: three programs, each its own numbers
+        scale = jit(lambda x, *, f: f(x) + 1.0, static_argnames=("f",))
+        assert float(scale(jnp.ones(()), f=lambda v: 3.0 * v)) == 4.0
+        assert float(scale(jnp.ones(()), f=lambda v: 5.0 * v)) == 6.0
+        k = 7.0
+        assert float(scale(jnp.ones(()), f=lambda v: k * v)) == 8.0
+        assert len(os.listdir(os.path.join(sys.argv[1], SUBFOLDER))) == 3
+        print("ok")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cache")], env=_env(tmp_path),
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "ok"
+
+
+def test_descriptions_survive_pickling():
+    """The store names a program by ``describe``: equal values, also unpickled ones (a later
+    process's arguments), are described alike; different values differently."""
+    import pickle
+
+    from kdjax._store import describe
+
+    values = (kdjax.SolverConfig(), kdjax.SolverConfig(max_steps=2000, chain_nodes=(48, 6)),
+              kdjax.Teacher("hinge", 0.5), kdjax.Student(gamma=0.5, temperature=2.0, data="fresh", alpha=3.0))
+    for value in values:
+        assert describe(pickle.loads(pickle.dumps(value))) == describe(value)
+    assert describe(values[0]) != describe(values[1])
+    assert describe(lambda v: 2.0 * v) != describe(lambda v: 3.0 * v)
+    with pytest.raises(ValueError, match="no stable description"):
+        describe(object())
 
 
 def test_empty_kdjax_cache_dir_turns_the_cache_off(tmp_path):

@@ -41,6 +41,8 @@ import numpy as np
 from jax.custom_batching import custom_vmap
 from jax.flatten_util import ravel_pytree
 
+from ._store import Store
+
 try:  # the transformations that compile an inner jit on its own (not staged); private names, hence the guard
     from jax._src.interpreters.ad import JVPTracer
     from jax._src.interpreters.batching import BatchTracer
@@ -81,6 +83,7 @@ class _Program:
         self._fun, self._kwargs, self._jitted, self._dense = fun, jit_kwargs, None, None
         self.staged = jax.jit(fun, **jit_kwargs)
         self._static = tuple(jit_kwargs.get("static_argnames", ()))
+        self._store = Store(fun, {} if compiler_options() is None else {"compiler_options": FAST_COMPILE})
         functools.update_wrapper(self, fun)
 
     @property
@@ -114,8 +117,13 @@ class _Program:
         return self._compiled(args, kwargs)
 
     def _compiled(self, args, kwargs):
-        """The call compiled on its own with the option, or plainly where JAX or XLA refuse it."""
+        """The call compiled on its own with the option, or plainly where JAX or XLA refuse it;
+        at the top level with JAX's persistent cache on, through its stored program (kdjax._store)."""
         try:
+            if at_top_level():
+                out = self._store.call(args, *self._split_static(kwargs))
+                if out is not None:
+                    return out
             return self.jitted(*args, **kwargs)
         except ValueError as error:  # staged (a vmap or jvp inside a user's jit): JAX refuses the option there
             if "compiler_options" not in str(error):
