@@ -27,8 +27,9 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> str:
 
     Every program JAX compiles afterwards in this process (kdjax's solves, sweeps, gradients
     and anything else) is written there, and a later process that compiles the same program
-    with the same JAX/jaxlib version, backend and settings loads it instead of recompiling:
-    a fresh process pays tracing but not XLA compilation.
+    with the same JAX/jaxlib version, backend and settings loads it instead of recompiling.
+    kdjax's own programs are also kept there, traced and lowered (``kdjax-programs/``,
+    kdjax._store), so a fresh process neither traces nor compiles them.
 
     ``path=None`` means the default folder: ``$KDJAX_CACHE_DIR`` if set and non-empty, else the
     user cache folder, ``$XDG_CACHE_HOME/kdjax`` (``~/.cache/kdjax`` when ``XDG_CACHE_HOME`` is
