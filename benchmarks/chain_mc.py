@@ -49,6 +49,7 @@ from jax.flatten_util import ravel_pytree  # noqa: E402
 from kdjax._generations.base import Solved  # noqa: E402
 from kdjax._generations.same import Context, Frame, SameKD, _Nodes  # noqa: E402
 from kdjax._generations.solve import fold, generations_of, with_records  # noqa: E402
+from kdjax._observables import agreement_unchecked  # noqa: E402
 from kdjax._quadrature import label_rows  # noqa: E402
 
 DRAWS = 10_000  # per label row, as the notebook's nsamp
@@ -124,7 +125,7 @@ class MonteCarloKD(SameKD):
     def prepare(self, mixture, history, config) -> Context:
         y, _, _ = label_rows(mixture)
         e = jax.random.normal(self.key, (MAX_LEVELS, y.shape[0], self.draws), y.dtype)[: len(history) + 1]
-        return Context(history=history, records=tuple(s.record for s in history),
+        return Context(records=tuple(s.record for s in history),
                        frame=mc_frame(history, mixture, config, e))
 
     def _nodes(self, x, mixture, frame: MCFrame, config):
@@ -135,12 +136,9 @@ class MonteCarloKD(SameKD):
                  + sd * jnp.sqrt(jnp.maximum(x.sigma2, 0.0)) * frame.e_last)
         omega_p = omega + jnp.tensordot(x.V[:k], frame.f, axes=1)  # (C.2)
         h, d_o, d_hp = self.output_partials(omega_p, frame.h_prev, x.V[k], frame.y_obs, config)
-        f_o, f_hp = (d_o - 1.0) / x.V[k], d_hp / x.V[k]
-        dom = jnp.tensordot(x.V[:k], frame.df, axes=1)  # (C.4)
-        df = [f_o * dom[l] + f_hp * frame.dh_prev[l] for l in range(k)] + [f_o]
-        ex = lambda a: a[..., None]  # a level axis of one node: SameKD sums over the last two axes
-        return _Nodes(f=ex((h - omega_p) / x.V[k]), df=[ex(d) for d in df], h=ex(h), h_prev=ex(frame.h_prev),
-                      omega_p=ex(omega_p), w=ex(frame.w))
+        ex = lambda a: a[..., None]  # a level axis of one node: SameKD sums over the last axis
+        return _Nodes(f=ex((h - omega_p) / x.V[k]), f_o=ex((d_o - 1.0) / x.V[k]), f_hp=ex(d_hp / x.V[k]), h=ex(h),
+                      h_prev=ex(frame.h_prev), omega_p=ex(omega_p), w=ex(frame.w))
 
 
 @jax.jit
@@ -182,6 +180,9 @@ def solve_mc(mixture, teacher, students, seed: int, fresh: bool) -> list:
             if not fresh and float(residual) <= TOL:
                 break
         obs, summary = _observe(generation, x, mixture, context)
+        p = solved[-1].summary  # the agreement with the previous generation, as GenerationResult.agreement
+        obs = dict(obs, agreement=agreement_unchecked(p.m, p.q, p.b, obs["m"], obs["q"], obs["r"], obs["b"],
+                                                      mixture.delta, mixture.rho))
         jax.block_until_ready(obs)
         rows.append(dict({key_: float(obs[key_]) for key_ in KEYS}, iterations=it, residual=float(residual),
                          converged=bool(fresh or float(residual) <= TOL), wall_s=time.perf_counter() - w0,
