@@ -95,7 +95,7 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lam-s", type=_number, help="student ridge (>= 0)")
     g.add_argument("--student-data", help="same | fresh")
     g.add_argument("--alpha-s", type=_number, help="alpha_s of the fresh student set (> 0)")
-    p.add_argument("--generation", action="append", type=_generation, metavar="KEY=VALUE,...",
+    p.add_argument("--generation", action="append", metavar="KEY=VALUE,...",
                    help="one generation of a distillation chain, in order (repeatable): keys "
                         + ", ".join(GENERATION_KEYS) + "; data=fresh needs alpha_s (instead of the student flags)")
 
@@ -104,17 +104,19 @@ GENERATION_KEYS = ("gamma", "temperature", "hard_weight", "lam_s", "data", "alph
 
 
 def _generation(text: str) -> dict:
-    """``gamma=G,temperature=T,...`` as a dict (keys checked; values read when the chain is built)."""
+    """``gamma=G,temperature=T,...`` as a dict (``ValueError`` for an unknown or repeated key)."""
     out = {}
     for item in text.split(","):
         key, sep, value = item.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or key not in GENERATION_KEYS:
-            raise argparse.ArgumentTypeError(f"must be KEY=VALUE pairs with KEY one of {', '.join(GENERATION_KEYS)}; "
-                                             f"got {item!r}")
+            raise ValueError(f"must be KEY=VALUE pairs with KEY one of {', '.join(GENERATION_KEYS)}; got {item!r}")
         if key in out:
-            raise argparse.ArgumentTypeError(f"names {key} twice")
-        out[key] = value.strip() if key == "data" else _number(value)
+            raise ValueError(f"names {key} twice")
+        try:
+            out[key] = value.strip() if key == "data" else _number(value)
+        except argparse.ArgumentTypeError as err:
+            raise ValueError(f"{key} {err}") from None
     return out
 
 
@@ -123,8 +125,9 @@ def _chain(specs) -> tuple:
     from ._params import Student
 
     students = []
-    for k, spec in enumerate(specs, start=1):
+    for k, text in enumerate(specs, start=1):
         try:
+            spec = _generation(text)
             students.append(Student(gamma=spec.get("gamma", 1.0), temperature=spec.get("temperature", 1.0),
                                     hard_weight=spec.get("hard_weight", 0.0), lam=spec.get("lam_s", 0.0),
                                     data=spec.get("data", "same"), alpha=spec.get("alpha_s")))
