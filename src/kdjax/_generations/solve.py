@@ -165,11 +165,10 @@ def finite_flag(generation, mixture):
     return _finite(generation, mixture)
 
 
-def _method(module, name: str):
-    """``name`` of ``module``'s class, to be called with the module first: on the per-call (eager)
-    path, where reading a method from an equinox module instance builds a bound-method module each
-    time (about 25 us)."""
-    return getattr(type(module), name)
+def _call(module, name: str, *args):
+    """``module.name(*args)`` through the class: on the per-call (eager) path, where reading a method
+    from an equinox module instance builds a bound-method module each time (about 25 us)."""
+    return getattr(type(module), name)(module, *args)
 
 
 def _start(x0):
@@ -191,7 +190,7 @@ def fold(mixture, generations, config: SolverConfig, x0s=None, regimes=None, col
     for k, (generation, x0, regime) in enumerate(zip(generations, x0s, regimes)):
         if generation.reads_records:
             solved = with_records(solved, mixture, config)
-        history = _method(generation, "needs")(generation, solved) if solved else ()
+        history = _call(generation, "needs", solved) if solved else ()
         finite = finite_flag(generation, mixture) if regime else True
         res = solve_generation(generation, mixture, history, _start(x0), previous, finite, cold, config=config)
         results.append(res)
@@ -206,7 +205,7 @@ def with_records(solved: tuple, mixture, config) -> tuple:
     for s in solved:
         if s.record is None:
             records = tuple(o.record for o in out)
-            needs = _method(s.generation, "needs")(s.generation, out)
+            needs = _call(s.generation, "needs", out)
             record = _record(s.generation, s.state, mixture, needs, records, config=config)
             s = eqx.tree_at(lambda o: o.record, s, record, is_leaf=lambda x: x is None)
         out = out + (s,)
@@ -229,7 +228,7 @@ def check_chain(mixture, generations, eager_regimes: bool = True) -> tuple:
                                      f"generation ({prev_gamma:g})")
         checked = eager_regimes and is_concrete(generation, mixture)
         if checked:
-            _method(generation, "check")(generation, mixture, where if k else "")
+            _call(generation, "check", mixture, where if k else "")
         regimes.append(not checked)
         previous = generation
     return tuple(regimes)
