@@ -54,15 +54,16 @@ def test_each_generation_is_consistent_with_its_predecessor():
         prev_q = q
 
 
-@pytest.mark.slow  # the failed generation iterates to max_steps (about 35 s); its eager check runs in the default suite
 def test_a_failed_generation_is_named_and_marks_the_later_ones():
     """Generation 1 has no finite minimiser (lam = 0 with alpha_s <= gamma): the chain's result names
-    it, generation 2 is ``teacher_failed``, and with ``throw=True`` the eager check names it."""
+    it without iterating (no step is taken where there is no fixed point to find), generation 2 is
+    ``teacher_failed``, and with ``throw=True`` the eager check names it."""
     students = [Student(0.8, 2.0, 0.0, 0.0, data="fresh", alpha=0.5), FRESH[1]]
     chain = kdjax.solve_chain(MIX, TEACHER, students, throw=False)
     assert int(chain.failed) == 1 and chain.result == kdjax.RESULTS.no_finite_minimiser
     assert chain.teacher.converged
     assert chain.generations[0].result == kdjax.RESULTS.no_finite_minimiser
+    assert int(chain.generations[0].iterations) == 0
     assert chain.generations[1].result == kdjax.RESULTS.teacher_failed
     with pytest.raises(ValueError, match="generation 1"):
         kdjax.solve_chain(MIX, TEACHER, students)

@@ -120,7 +120,7 @@ class _Program:
         """The call compiled on its own with the option, or plainly where JAX or XLA refuse it;
         at the top level with JAX's persistent cache on, through its stored program (kdjax._store)."""
         try:
-            if at_top_level():
+            if at_top_level() and self._store.enabled():
                 out = self._store.call(args, *self._split_static(kwargs))
                 if out is not None:
                     return out

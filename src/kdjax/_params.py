@@ -104,7 +104,7 @@ def check_arguments(**named) -> None:
     """
     for name, (value, cls) in named.items():
         check_instance(name, value, cls)
-        if any(np.ndim(leaf) for leaf in jax.tree_util.tree_leaves(value)):
+        if any(type(leaf) is not float and np.ndim(leaf) for leaf in jax.tree_util.tree_leaves(value)):
             raise ValueError(f"{name} must hold scalar values, got an array")
         stripped = primal(value)
         if stripped is not value and is_concrete(stripped):
@@ -237,6 +237,10 @@ class SolverConfig(Params):
     damping: float = eqx.field(default=0.5, static=True)
     chain_nodes: tuple = eqx.field(default=(), static=True)
     fast_compile: bool = eqx.field(default=True, static=True)
+
+    def __hash__(self):
+        # (jit hashes a static config on every call: read the fields at once, not one by one)
+        return hash((type(self), tuple(sorted(vars(self).items()))))
 
     def __post_init__(self):
         # Static metadata: stored as Python scalars so that the config stays hashable.

@@ -129,7 +129,8 @@ def sinh_nodes(lo, hi, center, width, n: int):
     t = t_lo + (t_hi - t_lo) * k
     ends = jnp.where((k == 0) | (k == 1), 0.5, 1.0)
     dt = (t_hi - t_lo) / (n - 1)
-    return center + width * jnp.sinh(t), ends * dt * width * jnp.cosh(t)
+    e, e_inv = jnp.exp(t), jnp.exp(-t)  # sinh and cosh from the same two exponentials
+    return center + 0.5 * width * (e - e_inv), ends * dt * width * 0.5 * (e + e_inv)
 
 
 def sinh_rule(center, width, n: int, span: float = 10.0, reach: float = 5.0):

@@ -100,6 +100,37 @@ class _Loop(eqx.Module):
     gap_out: jax.Array
 
 
+# The loop carries ``_Loop`` packed into four arrays (counters and flags, scalars, vectors,
+# matrices): XLA then updates each group in one kernel rather than one per field.
+_INTS = ("k", "kind", "k_best", "wait", "backoff")
+_FLAGS = ("near", "slow", "done")
+_SCALARS = ("near_below", "res_mark", "eta", "tau", "res_out", "gap_out")
+_VECTORS = ("x", "base", "F_base", "last_step", "x_out")
+_MATRICES = ("J_base", "J_out")
+
+
+def _running(c: _Loop, max_steps: int, active):
+    """Whether the loop goes on: not converged, steps left, and ``active`` (a generation whose
+    objective has a finite minimiser: there is no fixed point to look for otherwise)."""
+    return ~c.done & (c.k < max_steps) & active
+
+
+def _pack(c: _Loop) -> tuple:
+    ints = jnp.stack([getattr(c, f) for f in _INTS] + [getattr(c, f).astype(c.k.dtype) for f in _FLAGS])
+    return (ints, jnp.stack([getattr(c, f) for f in _SCALARS]), jnp.stack([getattr(c, f) for f in _VECTORS]),
+            jnp.stack([getattr(c, f) for f in _MATRICES]))
+
+
+def _unpack(p) -> _Loop:
+    ints, scalars, vectors, matrices = p
+    fields = {f: ints[i] for i, f in enumerate(_INTS)}
+    fields.update({f: ints[len(_INTS) + i] != 0 for i, f in enumerate(_FLAGS)})
+    fields.update({f: scalars[i] for i, f in enumerate(_SCALARS)})
+    fields.update({f: vectors[i] for i, f in enumerate(_VECTORS)})
+    fields.update({f: matrices[i] for i, f in enumerate(_MATRICES)})
+    return _Loop(**fields)
+
+
 def _scaled_residual(x, Fx, tol):
     return jnp.max(jnp.abs(Fx - x) / (tol + tol * jnp.abs(x)))
 
@@ -127,8 +158,9 @@ def _linearise(fn, x, args, read):
     return Fx, jnp.zeros((n, n), J_read.dtype).at[:, read].set(J_read, unique_indices=True)
 
 
-def _iterate(fn, ok, x0, args, config: SolverConfig, read=None):
-    """The loop of the module docstring on flat vectors: ``(x, J(x), scaled residual, residual, steps)``.
+def _iterate(fn, ok, x0, args, config: SolverConfig, read=None, active=True):
+    """The loop of the module docstring on flat vectors: ``(x, J(x), scaled residual, residual, steps)``;
+    no step where ``active`` is false.
 
     ``read``: the (static) indices of the components the map reads; the Jacobian's other columns
     are zero and are not computed (``None``: all).  The others are by-products: the test reads
@@ -210,13 +242,14 @@ def _iterate(fn, ok, x0, args, config: SolverConfig, read=None):
         tau=jnp.asarray(1.0, dtype),
         done=jnp.asarray(False), x_out=x0, J_out=eye, res_out=inf, gap_out=inf,
     )
-    out = jax.lax.while_loop(lambda c: ~c.done & (c.k < config.max_steps), step, init)
+    out = _unpack(jax.lax.while_loop(lambda p: _running(_unpack(p), config.max_steps, active),
+                                     lambda p: _pack(step(_unpack(p))), _pack(init)))
     return out.x_out, out.J_out, out.res_out, out.gap_out, out.k
 
 
 def solve_fixed_point(
     F: Callable[[Any, Any], Any], x0, args, config: SolverConfig,
-    valid: Callable[[Any], jax.Array] = lambda x: jnp.asarray(True), unread=None,
+    valid: Callable[[Any], jax.Array] = lambda x: jnp.asarray(True), unread=None, active=True,
 ) -> FixedPoint:
     """Solve ``x = F(x, args)`` for a state pytree ``x`` from the start ``x0``; differentiable in
     ``args`` (implicit, module docstring), not in ``x0``.
@@ -230,6 +263,10 @@ def solve_fixed_point(
     and never reported successful.  ``result`` is ``successful`` when the undamped residual at
     the returned point is finite and within ``config.tol`` (mixed abs/rel scale) and the point is
     valid; otherwise ``nonfinite``, ``inadmissible`` or ``max_steps``.
+
+    ``active``: a (traced) flag; where false the loop takes no step and the start is returned
+    (``max_steps``): a caller that knows there is no fixed point to find (e.g. an objective without
+    a finite minimiser) does not pay for ``max_steps`` iterations.
     """
     flat0, unravel = ravel_pytree(jax.lax.stop_gradient(x0))
     fn = lambda x, a: ravel_pytree(F(unravel(x), a))[0]
@@ -240,15 +277,15 @@ def solve_fixed_point(
         sizes = [np.size(leaf) for leaf in jax.tree_util.tree_leaves(x0)]
         flags = np.repeat(np.asarray(jax.tree_util.tree_leaves(unread), bool), sizes)
         read = None if not flags.any() else np.flatnonzero(~flags)
-    loop = lambda start, a: _iterate(fn, ok, start, a, config, read)
+    loop = lambda start, a, on: _iterate(fn, ok, start, a, config, read, on)
     if jax.default_backend() == "cpu":
         # Under vmap a CPU runs the batch's loops one after the other (lanes of a vectorised loop
         # would all wait for the slowest); this also keeps the compiled loop the unbatched one.
         loop = sequential_vmap(loop)
 
     @jax.custom_jvp
-    def root(start, a):
-        return loop(start, a)
+    def root(start, a, on):
+        return loop(start, a, on)
 
     @jax.custom_jvp
     def jacobian_at(x, a, J):
@@ -265,8 +302,8 @@ def solve_fixed_point(
 
     @root.defjvp
     def root_jvp(primals, tangents):
-        (start, a), (_, da) = primals, tangents
-        out = root(start, a)
+        (start, a, on), (_, da, _) = primals, tangents
+        out = root(start, a, on)
         x = out[0]
         J = jacobian_at(x, a, out[1])
         # the map's linearisation in args is recomputed in a reverse pass rather than stored
@@ -275,7 +312,7 @@ def solve_fixed_point(
         zeros = [jnp.zeros_like(v) for v in out[1:4]]
         return out, (dx, *zeros, np.zeros(out[4].shape, jax.dtypes.float0))
 
-    x, _, scaled, residual, iterations = root(flat0, args)
+    x, _, scaled, residual, iterations = root(flat0, args, jnp.asarray(active, bool))
     finite = jnp.all(jnp.isfinite(x))
     admissible = finite & ok(x)
     result = RESULTS.where(finite, RESULTS.successful, RESULTS.nonfinite)

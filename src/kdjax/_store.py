@@ -102,6 +102,11 @@ class Store:
     def __init__(self, fun, jit_options):
         self._fun, self._jit_options, self._loaded = fun, jit_options, {}
 
+    @staticmethod
+    def enabled() -> bool:
+        """Whether programs are stored (JAX's persistent cache is on)."""
+        return bool(jax.config.jax_compilation_cache_dir)
+
     def call(self, args, dynamic: dict, static: dict):
         """``fun(*args, **dynamic, **static)`` through its stored program, or ``None`` where it
         cannot be stored (then the caller calls it plainly)."""

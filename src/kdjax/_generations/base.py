@@ -85,6 +85,8 @@ class Generation(eqx.Module):
         raise NotImplementedError
 
     def observables(self, x, mixture, history) -> dict:
+        """``gen_error`` and ``r`` (the overlap with the previous generation, ``None`` for the teacher);
+        ``m, q, b, V`` are the ``summary``'s."""
         raise NotImplementedError
 
     def training(self, x, mixture, history, config):

@@ -189,8 +189,7 @@ class ERM(Generation):
         trivial = _is_trivial_state(x)
         error = gen_error_unchecked(x.m, jnp.where(trivial, 1.0, x.q), x.b, mixture.delta, mixture.rho)
         error = jnp.where(trivial, jnp.where(x.b > 0, 1.0 - mixture.rho, mixture.rho), error)
-        return dict(gen_error=error,
-                    m=x.m, q=x.q, b=x.b, V=x.V, r=None)
+        return dict(gen_error=error, r=None)
 
     def training(self, x: TeacherState, mixture, history, config):
         """Training error (against the observed labels) and loss per sample."""

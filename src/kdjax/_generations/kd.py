@@ -261,10 +261,8 @@ class KD(Generation):
         return X * s.m_teacher - Y * s.r_teacher / s.gamma
 
     def observables(self, x: StudentState, mixture, history) -> dict:
-        s = history[-1].summary
-        q = x.q(s)
-        return dict(gen_error=gen_error_unchecked(x.m, q, x.b, mixture.delta, mixture.rho), m=x.m, q=q, b=x.b,
-                    V=x.V, r=x.r)
+        q = x.q(history[-1].summary)
+        return dict(gen_error=gen_error_unchecked(x.m, q, x.b, mixture.delta, mixture.rho), r=x.r)
 
     def training(self, x: StudentState, mixture, history, config):
         """Training error (against the observed labels) and KD loss per sample."""

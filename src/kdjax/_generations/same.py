@@ -240,8 +240,7 @@ class SameKD(KD):
 
     def observables(self, x: SameState, mixture, context: Context) -> dict:
         q, r, _ = self._overlaps(x, context)
-        return dict(gen_error=gen_error_unchecked(x.m, q, x.b, mixture.delta, mixture.rho), m=x.m, q=q, b=x.b,
-                    V=x.V[-1], r=r)
+        return dict(gen_error=gen_error_unchecked(x.m, q, x.b, mixture.delta, mixture.rho), r=r)
 
     def training(self, x: SameState, mixture, context: Context, config):
         """Training error (against the observed labels) and KD loss per sample.

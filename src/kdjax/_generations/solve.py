@@ -30,6 +30,11 @@ from .kd import KD
 from .same import SameKD
 
 
+def _from_summary(name: str, doc: str) -> property:
+    """A result's field that is its ``summary``'s."""
+    return property(lambda self: getattr(self.summary, name), doc=doc)
+
+
 class GenerationResult(eqx.Module):
     """A solved generation: docs/model.md observables, the solver's diagnostics and the solved ``state``.
 
@@ -42,10 +47,6 @@ class GenerationResult(eqx.Module):
     """
 
     gen_error: jax.Array
-    m: jax.Array
-    q: jax.Array
-    b: jax.Array
-    V: jax.Array
     r: jax.Array | None
     residual: jax.Array
     iterations: jax.Array
@@ -63,10 +64,13 @@ class GenerationResult(eqx.Module):
     def converged(self):
         return self.result == RESULTS.successful
 
-    @property
-    def r_teacher(self):
-        """The overlap ``w_0,S . w / N`` with the teacher (``q`` for the teacher itself)."""
-        return self.summary.r_teacher
+    # read from the summary (each a program output once: this result's leaves are every call's cost)
+    m = _from_summary("m", "``m = w . v / N``, the overlap with the mixture's mean direction.")
+    q = _from_summary("q", "``q = |w|^2 / N``.")
+    b = _from_summary("b", "The bias.")
+    V = _from_summary("V", "The response ``V`` (docs/model.md).")
+    r_teacher = _from_summary("r_teacher",
+                              "The overlap ``w_0,S . w / N`` with the teacher (``q`` for the teacher itself).")
 
     @property
     def agreement(self):
@@ -144,7 +148,7 @@ def solve_generation(generation, mixture, history, x0, previous, finite, cold=No
     elif cold is not None:
         x0 = jax.tree.map(lambda own, given: jnp.where(cold, own, given), generation.start(mixture, context), x0)
     fp = solve_fixed_point(_map, x0, (generation, mixture, context, config), config, valid=generation.valid,
-                           unread=generation.unread_leaves(x0))
+                           unread=generation.unread_leaves(x0), active=finite)
     obs = generation.observables(fp.x, mixture, context)
     result = RESULTS.where(finite, fp.result, RESULTS.no_finite_minimiser)
     if previous is not None:
@@ -158,10 +162,15 @@ def finite_flag(generation, mixture):
     """Whether the generation has a finite minimiser: ``True`` without computation where its ridge
     is a concrete positive number (also under ``jax.grad``); otherwise the regime test, compiled apart
     (it has no derivative)."""
-    generation, mixture = primal(generation), primal(mixture)
     lam = generation.params.lam
-    if is_concrete(lam) and np.all(np.asarray(lam) > 0):
-        return True
+    if type(lam) is float:  # (the common case, first: this is every call's path)
+        if lam > 0:
+            return True
+    else:
+        generation, mixture = primal(generation), primal(mixture)
+        lam = generation.params.lam
+        if is_concrete(lam) and np.all(np.asarray(lam) > 0):
+            return True
     return _finite(generation, mixture)
 
 
