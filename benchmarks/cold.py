@@ -11,12 +11,15 @@ Everything here runs in fresh interpreters (``subprocess``), float64, one after 
   and a 100-point student ``kdjax sweep`` (``--grid temperature=lin:0.5:5:100``), each with an
   empty persistent compilation cache (a new ``KDJAX_CACHE_DIR`` per run) and with a warm one (the
   folder the first empty run filled); medians;
-* first calls of the public API, each in its own fresh process: ``solve_teacher``,
+* first calls of the public API, each in its own fresh process (``--repeats`` processes per call,
+  medians): ``solve_teacher``,
   ``solve_student`` (same and fresh data), ``jax.grad`` of the student error w.r.t. the
   temperature, a 100-point ``kdjax.sweep`` of the student and ``kdjax.optimize_kd``: wall time of
   the first call, split by JAX's own compile events (``jax.monitoring``: tracing to a jaxpr,
   lowering to StableHLO, XLA backend compilation; the rest is execution and Python), the steady
-  time of later calls, and the size of the program text (``jax.jit(f).lower(...).as_text()``;
+  time (the median of ``n`` calls after ``n`` untimed warm-up calls: ``n`` = 100 for
+  ``solve_teacher``, 20 for the student solves, 10 for ``jax.grad``, 1 for ``sweep`` and
+  ``optimize_kd``), and the size of the program text (``jax.jit(f).lower(...).as_text()``;
   for ``sweep`` / ``optimize_kd``, which are not one jit-able function, the StableHLO that
   ``jax_dump_ir_to`` wrote during the first call).
 
@@ -116,7 +119,7 @@ fresh = kdjax.Student(gamma=0.5, temperature=2.0, data="fresh", alpha=2.0)
 grad_T = jax.grad(lambda T: kdjax.solve_student(mix, t, kdjax.Student(gamma=0.5, temperature=T)).gen_error)
 grid = {"temperature": np.linspace(0.5, 5.0, 100)}
 calls = {
-    "solve_teacher": (lambda: kdjax.solve_teacher(mix, t), lambda: jax.jit(kdjax.solve_teacher).lower(mix, t), 30),
+    "solve_teacher": (lambda: kdjax.solve_teacher(mix, t), lambda: jax.jit(kdjax.solve_teacher).lower(mix, t), 100),
     "solve_student_same": (lambda: kdjax.solve_student(mix, t, same),
                            lambda: jax.jit(kdjax.solve_student).lower(mix, t, same), 20),
     "solve_student_fresh": (lambda: kdjax.solve_student(mix, t, fresh),
@@ -139,6 +142,8 @@ first = time.perf_counter() - t0
 split = {k.rsplit("/", 1)[-1]: v for k, v in events.items() if k.startswith("/jax/core/compile/")}
 if dump is not None:
     jax.config.update("jax_dump_ir_to", "")
+for _ in range(n):  # untimed warm-up: the steady time is that of a process past its first calls
+    jax.block_until_ready(fn())
 times = []
 for _ in range(n):
     t0 = time.perf_counter()
@@ -221,8 +226,11 @@ def measure(python: str, python_path, scratch: str, repeats: int, label: str) ->
     print(f"  [{label}] README example: " + ", ".join(f"{k} {v:.2f} s" for k, v in res["readme"].items()), flush=True)
     res["in_process"] = {}
     for item in ITEMS:
-        _, out = _timed([python, "-c", WORKER, item], env)
-        row = json.loads(out.stdout.strip().splitlines()[-1])
+        rows = [json.loads(_timed([python, "-c", WORKER, item], env)[1].stdout.strip().splitlines()[-1])
+                for _ in range(repeats)]
+        row = {k: statistics.median(r[k] for r in rows) if isinstance(v, float) else v for k, v in rows[0].items()}
+        row["processes"] = len(rows)
+        row["steady_median_runs_s"] = [r["steady_median_s"] for r in rows]
         res["in_process"][item] = row
         print(f"  [{label}] first {item}: {row['first_call_s']:.1f} s (trace {row['trace_s']:.1f}, lower "
               f"{row['lower_s']:.1f}, compile {row['compile_s']:.1f}), steady {row['steady_median_s'] * 1e3:.2f} ms, "
@@ -340,13 +348,22 @@ def markdown(res: dict) -> str:
         for c in cols:
             r = res["columns"][c]["in_process"][item]
             L.append(f"| {item} | {c} | {_fmt(r['first_call_s'])} | {_fmt(r['trace_s'])} | {_fmt(r['lower_s'])} "
-                     f"| {_fmt(r['compile_s'])} | {_fmt(r['other_s'])} | {_fmt(r['steady_median_s'])} "
+                     f"| {_fmt(r['compile_s'])} | {_fmt(r['other_s'])} | {_fmt(r['steady_median_s'])}"
+                     f"{_runs(r)} "
                      f"| {r['hlo_chars']} chars ({r['hlo_source']}) |")
-    L += ["", "trace / lower / XLA compile: JAX's `/jax/core/compile/*` duration events during the first call "
+    L += ["", "Each call in its own fresh processes (medians over them; steady: the median of n calls after n "
+          "untimed warm-up calls, and in brackets that of each process).", "",
+          "trace / lower / XLA compile: JAX's `/jax/core/compile/*` duration events during the first call "
           "(jaxpr tracing, StableHLO lowering, backend compilation); rest: first call minus those (execution, "
           "eager checks, Python; slightly negative when nested jits make the tracing events overlap). "
           "Interpreters: " + "; ".join(f"{c}: kdjax from {res['columns'][c]['kdjax_file']}" for c in cols), ""]
     return "\n".join(L) + "\n"
+
+
+def _runs(row) -> str:
+    """`` (a, b, c)``: the steady time of each process, where there were several."""
+    runs = row.get("steady_median_runs_s", [])
+    return " (" + ", ".join(_fmt(v) for v in runs) + ")" if len(runs) > 1 else ""
 
 
 def main(argv=None) -> int:

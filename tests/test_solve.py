@@ -63,6 +63,7 @@ def test_result_codes_name_the_failure_under_vmap():
     res = solve(jnp.asarray([2.0, 5.0]))
     assert (res.result == RESULTS.no_finite_minimiser).tolist() == [True, False]
     assert (res.result == RESULTS.successful).tolist() == [False, True]
+    assert int(res.iterations[0]) == 0 and int(res.iterations[1]) > 0  # no step where there is no fixed point
     student = kdjax.solve_student(Mixture(2.0, 1.0), Teacher("logistic", 1e-3), Student(0.5, 2.0), TIGHT,
                                   throw=False)
     assert student.result == RESULTS.teacher_failed

@@ -58,6 +58,14 @@ class Generation(eqx.Module):
     reads_records: ClassVar[bool] = False
     unread: ClassVar[tuple] = ()  # state fields the map computes but does not read (by-products)
 
+    @classmethod
+    def of(cls, params):
+        """The generation of a (validated) parameter object, built as a pytree is rebuilt, without
+        equinox's constructor checks (they are for user input; this is every solve's path)."""
+        generation = object.__new__(cls)
+        object.__setattr__(generation, "params", params)
+        return generation
+
     def prepare(self, mixture, history, config):
         return history
 

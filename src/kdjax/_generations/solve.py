@@ -246,8 +246,8 @@ def check_chain(mixture, generations, eager_regimes: bool = True) -> tuple:
 def generations_of(teacher: Teacher, students) -> tuple:
     """Generation 0 (ERM), then a ``KD`` generation per student: one with its predecessor's equations
     (fresh inputs, or the first student) or, on the same inputs after another student, ``SameKD``."""
-    return (ERM(teacher),) + tuple(
-        SameKD(s) if k > 1 and s.data == "same" else KD(s) for k, s in enumerate(students, start=1))
+    return (ERM.of(teacher),) + tuple(
+        (SameKD if k > 1 and s.data == "same" else KD).of(s) for k, s in enumerate(students, start=1))
 
 
 def _raise_if_any_failed(results, names):
