@@ -19,7 +19,8 @@ Everything here runs in fresh interpreters (``subprocess``), float64, one after 
   lowering to StableHLO, XLA backend compilation; the rest is execution and Python), the steady
   time (the median of ``n`` calls after ``n`` untimed warm-up calls: ``n`` = 100 for
   ``solve_teacher``, 20 for the student solves, 10 for ``jax.grad``, 1 for ``sweep`` and
-  ``optimize_kd``), and the size of the program text (``jax.jit(f).lower(...).as_text()``;
+  ``optimize_kd``; the warm-up stops after 5 s and the timed calls after 30 s, at least 3 of
+  them), and the size of the program text (``jax.jit(f).lower(...).as_text()``;
   for ``sweep`` / ``optimize_kd``, which are not one jit-able function, the StableHLO that
   ``jax_dump_ir_to`` wrote during the first call).
 
@@ -142,15 +143,22 @@ first = time.perf_counter() - t0
 split = {k.rsplit("/", 1)[-1]: v for k, v in events.items() if k.startswith("/jax/core/compile/")}
 if dump is not None:
     jax.config.update("jax_dump_ir_to", "")
-for _ in range(n):  # untimed warm-up: the steady time is that of a process past its first calls
+# untimed warm-up (the steady time is that of a process past its first calls), then the timed
+# calls; each stops early when its time is up (a call that retraces takes seconds every time)
+t_end = time.perf_counter() + 5.0
+for k in range(n):
     jax.block_until_ready(fn())
-times = []
-for _ in range(n):
+    if time.perf_counter() > t_end:
+        break
+times, t_end = [], time.perf_counter() + 30.0
+for k in range(n):
     t0 = time.perf_counter()
     jax.block_until_ready(fn())
     times.append(time.perf_counter() - t0)
+    if k >= 2 and time.perf_counter() > t_end:
+        break
 out = dict(item=item, import_s=import_s, first_call_s=first, steady_median_s=statistics.median(times),
-           steady_repeats=n, trace_s=split.get("jaxpr_trace_duration", 0.0),
+           steady_repeats=len(times), trace_s=split.get("jaxpr_trace_duration", 0.0),
            lower_s=split.get("jaxpr_to_mlir_module_duration", 0.0),
            compile_s=split.get("backend_compile_duration", 0.0), kdjax_file=kdjax.__file__)
 out["other_s"] = first - out["trace_s"] - out["lower_s"] - out["compile_s"]
@@ -352,7 +360,8 @@ def markdown(res: dict) -> str:
                      f"{_runs(r)} "
                      f"| {r['hlo_chars']} chars ({r['hlo_source']}) |")
     L += ["", "Each call in its own fresh processes (medians over them; steady: the median of n calls after n "
-          "untimed warm-up calls, and in brackets that of each process).", "",
+          "untimed warm-up calls, the warm-up cut at 5 s and the timed calls at 30 s, and in brackets that of "
+          "each process).", "",
           "trace / lower / XLA compile: JAX's `/jax/core/compile/*` duration events during the first call "
           "(jaxpr tracing, StableHLO lowering, backend compilation); rest: first call minus those (execution, "
           "eager checks, Python; slightly negative when nested jits make the tracing events overlap). "

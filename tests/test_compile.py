@@ -1,6 +1,8 @@
 """kdjax's programs (kdjax._compile.jit): compiled with the fast-compile option where JAX takes it,
 plainly where the call is staged into a larger program; the same numbers either way."""
 
+import logging
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -121,3 +123,19 @@ def test_fast_compile_false_gives_the_same_solve_compiled_with_xla_defaults():
         np.testing.assert_allclose(float(getattr(plain, name)), float(getattr(fast, name)), rtol=1e-9, atol=1e-13)
     with pytest.raises(ValueError, match="fast_compile must be True or False"):
         kdjax.SolverConfig(fast_compile="yes")
+
+
+def test_vmap_of_concrete_values_runs_the_programs_a_plain_call_compiled(caplog):
+    """The README's ``jax.vmap`` over the teacher's ridge after plain calls: each point's parameters
+    reach the programs as the Python floats of a plain call and its positive ridge skips the regime
+    test, so no generation program (and no regime test) is compiled again, and the values are
+    those of plain calls."""
+    mix = kdjax.Mixture(alpha=2.5, delta=1.0, rho=0.4)
+    student = kdjax.Student(gamma=0.5, temperature=2.0, hard_weight=0.3, lam=0.01)
+    err = lambda lam_t: kdjax.solve_student(mix, kdjax.Teacher("logistic", lam_t), student).gen_error
+    plain = [float(err(lam)) for lam in (0.05, 0.5)]
+    with jax.log_compiles(True), caplog.at_level(logging.WARNING):
+        batched = jax.vmap(err)(jnp.asarray([0.05, 0.5]))
+    compiled = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Compiling")]
+    assert compiled and not [m for m in compiled if "solve_generation" in m or "_finite" in m], compiled
+    np.testing.assert_allclose(np.asarray(batched), plain, rtol=1e-13)

@@ -26,7 +26,9 @@ the product of that matrix with the input tangents, a small program of its own. 
 
 Under ``jax.vmap`` of concrete values on a CPU, a program runs point by point: the compiled
 program of one point is called for each (a ``custom_vmap`` rule), so no batched program is compiled,
-and each point's numbers are those of a single call.  (A CPU runs a batch's fixed-point loops one
+and each point's numbers are those of a single call.  Each point's parameters (the fields of
+``kdjax.Mixture``, ``Teacher``, ``Student``) reach it as the Python floats of a plain call, so the
+points run the very programs that plain calls compiled.  (A CPU runs a batch's fixed-point loops one
 after the other anyway; sweeps compile their own batched programs, ``kdjax.sweep``.)  Under a
 user's ``jit``, or on other backends, ``vmap`` batches the program as usual.
 """
@@ -149,9 +151,10 @@ class _Program:
                 return out, jax.tree.map(lambda _: True, out)
             leaves, tree = jax.tree_util.tree_flatten((args, kwargs))
             flags = jax.tree_util.tree_leaves(in_batched)
+            points = [_points(x, p) if b else None for x, b, p in zip(leaves, flags, _parameters((args, kwargs)))]
             outs = []
-            for i in range(size):  # (jax arrays: slices and stacks keep weak types, so the programs are reused)
-                a, k = jax.tree_util.tree_unflatten(tree, [x[i] if b else x for x, b in zip(leaves, flags)])
+            for i in range(size):
+                a, k = jax.tree_util.tree_unflatten(tree, [p[i] if b else x for x, b, p in zip(leaves, flags, points)])
                 outs.append(self._compiled(a, {**k, **static}))
             out = jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
             return out, jax.tree.map(lambda _: True, out)
@@ -194,6 +197,33 @@ def jit(fun=None, **jit_kwargs):
     if fun is None:
         return functools.partial(jit, **jit_kwargs)
     return _Program(fun, jit_kwargs)
+
+
+def concrete_points(x):
+    """``x``'s value where it is known here: ``x`` itself where concrete, the batch of values under
+    ``jax.vmap`` of concrete values (each point then runs on its own, module docstring); else ``None``."""
+    if not isinstance(x, jax.core.Tracer):
+        return x
+    value = getattr(x, "val", None) if _UNSTAGED and isinstance(x, BatchTracer) else None
+    return None if value is None or isinstance(value, jax.core.Tracer) else value
+
+
+def _parameters(tree) -> list:
+    """Per leaf of ``tree``: whether it is a field of a kdjax parameter object (``kdjax.Mixture``,
+    ``Teacher``, ``Student``), which a plain call receives as a Python number."""
+    from ._params import Params  # (kdjax._params uses this module)
+
+    return jax.tree_util.tree_leaves(jax.tree.map(
+        lambda x: jax.tree.map(lambda _: isinstance(x, Params), x), tree, is_leaf=lambda x: isinstance(x, Params)))
+
+
+def _points(x, parameter: bool) -> list:
+    """The points of a batched leaf, one per index along its first axis.  A parameter's float scalars
+    of the default dtype are Python floats, as in a plain call (so each point runs the program that
+    a plain call compiled, not one for strongly typed scalars); other leaves are array slices."""
+    if parameter and np.ndim(x) == 1 and jnp.result_type(x) == jnp.result_type(float):
+        return [float(v) for v in np.asarray(x)]
+    return [x[i] for i in range(np.shape(x)[0])]
 
 
 def _axes(in_batched):

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._compile import jit
+from .._compile import concrete_points, jit
 from .._observables import agreement_unchecked
 from .._params import Mixture, SolverConfig, Student, Teacher, check_arguments, check_instance
 from .._solve import RESULTS, is_concrete, primal, raise_if_failed, solve_fixed_point
@@ -160,16 +160,16 @@ def solve_generation(generation, mixture, history, x0, previous, finite, cold=No
 
 def finite_flag(generation, mixture):
     """Whether the generation has a finite minimiser: ``True`` without computation where its ridge
-    is a concrete positive number (also under ``jax.grad``); otherwise the regime test, compiled apart
-    (it has no derivative)."""
+    is a concrete positive number (also under ``jax.grad``, and under ``jax.vmap`` of concrete values
+    where every point's is); otherwise the regime test, compiled apart (it has no derivative)."""
     lam = generation.params.lam
     if type(lam) is float:  # (the common case, first: this is every call's path)
         if lam > 0:
             return True
     else:
         generation, mixture = primal(generation), primal(mixture)
-        lam = generation.params.lam
-        if is_concrete(lam) and np.all(np.asarray(lam) > 0):
+        lam = concrete_points(generation.params.lam)
+        if lam is not None and np.all(np.asarray(lam) > 0):
             return True
     return _finite(generation, mixture)
 
