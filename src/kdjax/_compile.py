@@ -43,6 +43,7 @@ import numpy as np
 from jax.custom_batching import custom_vmap
 from jax.flatten_util import ravel_pytree
 
+from ._params import Params, at_top_level
 from ._store import Store
 
 try:  # the transformations that compile an inner jit on its own (not staged); private names, hence the guard
@@ -52,16 +53,6 @@ try:  # the transformations that compile an inner jit on its own (not staged); p
     _UNSTAGED = (BatchTracer, JVPTracer)
 except ImportError:  # pragma: no cover - then every traced call takes the plain jit
     _UNSTAGED = ()
-try:  # the trace of the current call: at the top level (no transformation) its arguments are concrete
-    from jax._src.core import EvalTrace, trace_ctx
-
-    def at_top_level() -> bool:
-        """Whether no JAX transformation is tracing the current call (then no argument is a tracer)."""
-        return type(trace_ctx.trace) is EvalTrace
-except ImportError:  # pragma: no cover - then the arguments are inspected
-
-    def at_top_level() -> bool:
-        return False
 try:  # reverse mode's linearisation (jax.grad, jax.vjp): linearised densely (module docstring)
     from jax._src.interpreters.ad import LinearizeTracer
 except ImportError:  # pragma: no cover - then reverse mode takes the plain jit
@@ -211,8 +202,6 @@ def concrete_points(x):
 def _parameters(tree) -> list:
     """Per leaf of ``tree``: whether it is a field of a kdjax parameter object (``kdjax.Mixture``,
     ``Teacher``, ``Student``), which a plain call receives as a Python number."""
-    from ._params import Params  # (kdjax._params uses this module)
-
     return jax.tree_util.tree_leaves(jax.tree.map(
         lambda x: jax.tree.map(lambda _: isinstance(x, Params), x), tree, is_leaf=lambda x: isinstance(x, Params)))
 

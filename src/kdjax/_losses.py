@@ -202,6 +202,11 @@ class Loss:
         return Moments(f=avg(f), f2=avg(f**2), D=avg((1.0 - nodes.slope) / V), loss=avg(self.value(nodes.h, y)))
 
 
+def _small_sigmoid(h):
+    """``sigmoid(-|h|)``, the smaller of ``sigmoid(h)`` and ``sigmoid(-h)``."""
+    return jax.nn.sigmoid(-jnp.abs(h))
+
+
 @dataclasses.dataclass(frozen=True)
 class Logistic(Loss):
     """``log(1 + exp(-y h))``; ``|l'| <= 1``, ``l'' <= 1/4``."""
@@ -215,11 +220,11 @@ class Logistic(Loss):
 
     # both from s = sigmoid(-|h|) <= 1/2 (one exponential per node, shared by the two; 1 - s is exact)
     def grad(self, h, y):
-        s = jax.nn.sigmoid(-jnp.abs(h))
+        s = _small_sigmoid(h)
         return -y * jnp.where(y * h > 0, s, 1.0 - s)
 
     def hess(self, h, y):
-        s = jax.nn.sigmoid(-jnp.abs(h))
+        s = _small_sigmoid(h)
         return s * (1.0 - s)
 
 

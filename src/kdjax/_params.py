@@ -18,7 +18,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._compile import at_top_level
 from ._inputs import FreshInputs, SameInputs
 from ._losses import Loss, as_loss
 
@@ -80,6 +79,18 @@ def check_instance(name: str, value, cls) -> None:
     """Raise ``ValueError`` unless ``value`` is a ``cls`` (e.g. ``mixture must be a Mixture``)."""
     if not isinstance(value, cls):
         raise ValueError(f"{name} must be a {cls.__name__}, got {describe(value)}")
+
+
+try:  # the trace of the current call: at the top level (no transformation) its arguments are concrete
+    from jax._src.core import EvalTrace, trace_ctx
+
+    def at_top_level() -> bool:
+        """Whether no JAX transformation is tracing the current call (then no argument is a tracer)."""
+        return type(trace_ctx.trace) is EvalTrace
+except ImportError:  # pragma: no cover - then the arguments are inspected
+
+    def at_top_level() -> bool:
+        return False
 
 
 def is_concrete(*trees) -> bool:

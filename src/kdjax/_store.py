@@ -105,7 +105,7 @@ class Store:
     @staticmethod
     def enabled() -> bool:
         """Whether programs are stored (JAX's persistent cache is on)."""
-        return bool(jax.config.jax_compilation_cache_dir)
+        return folder() is not None
 
     def call(self, args, dynamic: dict, static: dict):
         """``fun(*args, **dynamic, **static)`` through its stored program, or ``None`` where it

@@ -163,15 +163,11 @@ def finite_flag(generation, mixture):
     is a concrete positive number (also under ``jax.grad``, and under ``jax.vmap`` of concrete values
     where every point's is); otherwise the regime test, compiled apart (it has no derivative)."""
     lam = generation.params.lam
-    if type(lam) is float:  # (the common case, first: this is every call's path)
-        if lam > 0:
-            return True
-    else:
-        generation, mixture = primal(generation), primal(mixture)
-        lam = concrete_points(generation.params.lam)
-        if lam is not None and np.all(np.asarray(lam) > 0):
-            return True
-    return _finite(generation, mixture)
+    if type(lam) is not float:  # (a Python float, every plain call's, needs neither)
+        lam = concrete_points(primal(lam))
+    if lam is not None and np.all(np.asarray(lam) > 0):
+        return True
+    return _finite(primal(generation), primal(mixture))
 
 
 def _call(module, name: str, *args):
