@@ -113,3 +113,25 @@ def test_a_loss_defined_outside_the_package_is_solved_and_simulated():
     assert bool(student.converged) and 0.5 < float(student.agreement) < 1.0
     with pytest.raises(ValueError, match="squared_hinge loss has no finite minimiser"):
         kdjax.solve_teacher(mix, Teacher(SquaredHinge(), 0.0))
+
+
+@pytest.mark.parametrize("loss", [Logistic(), SquaredHinge()], ids=lambda l: l.name)
+def test_output_moments_derivative_is_that_of_the_quadrature_at_fixed_nodes(loss):
+    """The weighted-score rule of ``output_moments`` against automatic differentiation of the same
+    sums over the same nodes: first derivatives in both modes and the second derivative."""
+    from kdjax._losses import _channel_moments
+
+    y = jnp.asarray([[1.0], [-1.0]])
+
+    def by_autodiff(p):
+        mean, sd, V = p[:2, None], p[2], p[3]
+        return _channel_moments(loss, loss.channel(y, mean, sd, V, 128, 100), y, V)[0]
+
+    def by_rule(p):
+        return loss.moments(y, p[:2, None], p[2], p[3], 128, 100)
+
+    p = jnp.asarray([0.7, -0.3, 1.3, 2.1])
+    for derivative in (jax.jacfwd, jax.jacrev, lambda f: jax.hessian(lambda p: f(p).D.sum() + f(p).f.sum())):
+        a, b = derivative(by_autodiff)(p), derivative(by_rule)(p)
+        for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+            np.testing.assert_allclose(v, u, rtol=1e-12, atol=1e-13 * float(jnp.max(jnp.abs(u))))

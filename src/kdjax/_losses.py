@@ -195,11 +195,56 @@ class Loss:
         return ChannelNodes(omega=omega, h=h, slope=1.0 / jac, w=w)
 
     def moments(self, y, mean, sd, V, degree: int, steps: int) -> Moments:
-        """Moments of the channel by quadrature over ``channel`` nodes."""
-        nodes = self.channel(y, mean, sd, V, degree, steps)
-        f = (nodes.h - nodes.omega) / V
-        avg = lambda g: jnp.sum(nodes.w * g, axis=-1)
-        return Moments(f=avg(f), f2=avg(f**2), D=avg((1.0 - nodes.slope) / V), loss=avg(self.value(nodes.h, y)))
+        """Moments of the channel by quadrature over ``channel`` nodes (``"output"`` nodes: with the
+        derivative of ``output_moments``)."""
+        if self.nodes == "output":
+            return output_moments(self, y, mean, sd, V, degree, steps)
+        return _channel_moments(self, self.channel(y, mean, sd, V, degree, steps), y, V)[0]
+
+
+def _channel_moments(loss, nodes: ChannelNodes, y, V):
+    """``Moments`` as sums over the nodes, and the per-node ``f, f^2, D, loss`` they weigh."""
+    f = (nodes.h - nodes.omega) / V
+    per_node = Moments(f=f, f2=f**2, D=(1.0 - nodes.slope) / V, loss=loss.value(nodes.h, y))
+    return jax.tree.map(lambda g: jnp.sum(nodes.w * g, axis=-1), per_node), per_node
+
+
+def _rows(t):
+    """A parameter's value per row: ``mean, sd, V`` are scalars or columns ``(rows, 1)``."""
+    return t[..., 0] if jnp.ndim(t) else t
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0, 5, 6))
+def output_moments(loss, y, mean, sd, V, n: int, steps: int) -> Moments:
+    """``Loss.moments`` over ``"output"`` nodes (Sec. 1.3), differentiated at fixed nodes ``h`` (1.4).
+
+    Only the weights ``w = dh (1 + V l'') phi(z) / sd``, ``z = (omega - mean) / sd``,
+    ``omega = h + V l'(h)``, and the node value ``D = l'' / (1 + V l'')`` depend on ``(mean, sd, V)``:
+    ``d log w = (z / sd) d mean + ((z^2 - 1) / sd) d sd + (D - z l' / sd) dV`` and ``dD = -D^2 dV``.
+    So a moment's tangent is three weighted sums per row times the parameters' tangents: the
+    Jacobian of the map costs one pass over the nodes, not one per direction.
+    """
+    return _channel_moments(loss, loss.channel(y, mean, sd, V, n, steps), y, V)[0]
+
+
+@output_moments.defjvp
+def _output_moments_jvp(loss, n, steps, primals, tangents):
+    y, mean, sd, V = primals
+    _, d_mean, d_sd, d_V = tangents
+    nodes = loss.channel(y, mean, sd, V, n, steps)
+    out, per_node = _channel_moments(loss, nodes, y, V)
+    z = (nodes.omega - mean) / sd
+    D = loss.hess(nodes.h, y) * nodes.slope
+    scores = (z / sd, (z**2 - 1.0) / sd, D + z * per_node.f / sd)  # d log w / d(mean, sd, V); l' = -f
+    d_rows = [_rows(t) for t in (d_mean, d_sd, d_V)]
+
+    def tangent(g):
+        wg = nodes.w * g
+        return sum(jnp.sum(wg * s, axis=-1) * dt for s, dt in zip(scores, d_rows, strict=True))
+
+    d_out = jax.tree.map(tangent, per_node)
+    d_D = d_out.D - jnp.sum(nodes.w * D**2, axis=-1) * d_rows[2]  # and dD = -D^2 dV at each node
+    return out, Moments(f=d_out.f, f2=d_out.f2, D=d_D, loss=d_out.loss)
 
 
 def _small_sigmoid(h):
