@@ -199,14 +199,28 @@ class Loss:
         derivative of ``output_moments``)."""
         if self.nodes == "output":
             return output_moments(self, y, mean, sd, V, degree, steps)
-        return _channel_moments(self, self.channel(y, mean, sd, V, degree, steps), y, V)[0]
+        return _channel_moments(self, self.channel(y, mean, sd, V, degree, steps), y, V)
 
 
-def _channel_moments(loss, nodes: ChannelNodes, y, V):
-    """``Moments`` as sums over the nodes, and the per-node ``f, f^2, D, loss`` they weigh."""
+def _node_values(loss, nodes: ChannelNodes, y, V) -> Moments:
+    """``f, f^2, D, loss`` at each node."""
     f = (nodes.h - nodes.omega) / V
-    per_node = Moments(f=f, f2=f**2, D=(1.0 - nodes.slope) / V, loss=loss.value(nodes.h, y))
-    return jax.tree.map(lambda g: jnp.sum(nodes.w * g, axis=-1), per_node), per_node
+    return Moments(f=f, f2=f**2, D=(1.0 - nodes.slope) / V, loss=loss.value(nodes.h, y))
+
+
+def _node_sums(w, *values):
+    """``sum_k w_k g_k`` over the last (node) axis for each ``g``: one variadic reduction, so that XLA
+    computes every integrand and its sum in one kernel, with no array over the nodes in memory."""
+    shape = jnp.broadcast_shapes(jnp.shape(w), *(jnp.shape(g) for g in values))
+    terms = tuple(jnp.broadcast_to(w * g, shape) for g in values)
+    zeros = tuple(jnp.zeros((), t.dtype) for t in terms)
+    return jax.lax.reduce(terms, zeros, lambda a, b: tuple(u + v for u, v in zip(a, b, strict=True)),
+                          (len(shape) - 1,))
+
+
+def _channel_moments(loss, nodes: ChannelNodes, y, V) -> Moments:
+    """``Moments`` as sums over the nodes."""
+    return Moments(*_node_sums(nodes.w, *jax.tree.leaves(_node_values(loss, nodes, y, V))))
 
 
 def _rows(t):
@@ -224,7 +238,7 @@ def output_moments(loss, y, mean, sd, V, n: int, steps: int) -> Moments:
     So a moment's tangent is three weighted sums per row times the parameters' tangents: the
     Jacobian of the map costs one pass over the nodes, not one per direction.
     """
-    return _channel_moments(loss, loss.channel(y, mean, sd, V, n, steps), y, V)[0]
+    return _channel_moments(loss, loss.channel(y, mean, sd, V, n, steps), y, V)
 
 
 @output_moments.defjvp
@@ -232,19 +246,15 @@ def _output_moments_jvp(loss, n, steps, primals, tangents):
     y, mean, sd, V = primals
     _, d_mean, d_sd, d_V = tangents
     nodes = loss.channel(y, mean, sd, V, n, steps)
-    out, per_node = _channel_moments(loss, nodes, y, V)
+    g = jax.tree.leaves(_node_values(loss, nodes, y, V))
     z = (nodes.omega - mean) / sd
     D = loss.hess(nodes.h, y) * nodes.slope
-    scores = (z / sd, (z**2 - 1.0) / sd, D + z * per_node.f / sd)  # d log w / d(mean, sd, V); l' = -f
+    scores = (z / sd, (z**2 - 1.0) / sd, D + z * g[0] / sd)  # d log w / d(mean, sd, V); l' = -f
+    sums = _node_sums(nodes.w, *g, *(gi * s for gi in g for s in scores), D**2)
     d_rows = [_rows(t) for t in (d_mean, d_sd, d_V)]
-
-    def tangent(g):
-        wg = nodes.w * g
-        return sum(jnp.sum(wg * s, axis=-1) * dt for s, dt in zip(scores, d_rows, strict=True))
-
-    d_out = jax.tree.map(tangent, per_node)
-    d_D = d_out.D - jnp.sum(nodes.w * D**2, axis=-1) * d_rows[2]  # and dD = -D^2 dV at each node
-    return out, Moments(f=d_out.f, f2=d_out.f2, D=d_D, loss=d_out.loss)
+    tangent = [sum(sums[4 + 3 * i + j] * dt for j, dt in enumerate(d_rows)) for i in range(4)]
+    tangent[2] = tangent[2] - sums[16] * d_rows[2]  # dD = -D^2 dV at each node
+    return Moments(*sums[:4]), Moments(*tangent)
 
 
 def _small_sigmoid(h):
