@@ -9,7 +9,7 @@ import pytest
 
 import kdjax
 from kdjax import RESULTS, Mixture, SolverConfig, Student, Teacher
-from kdjax._solve import solve_fixed_point
+from kdjax._solve import _eliminate, solve_fixed_point
 
 
 def test_an_oscillating_map_is_not_reported_converged():
@@ -67,3 +67,17 @@ def test_result_codes_name_the_failure_under_vmap():
     student = kdjax.solve_student(Mixture(2.0, 1.0), Teacher("logistic", 1e-3), Student(0.5, 2.0), TIGHT,
                                   throw=False)
     assert student.result == RESULTS.teacher_failed
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_the_loops_unrolled_elimination_solves_small_systems_to_round_off(n):
+    """Partial pivoting: also where a diagonal entry is 0 (no pivot there); a singular system gives
+    non-finite values (the loop then takes a damped step instead)."""
+    keys = jax.random.split(jax.random.PRNGKey(n), 50)
+    for key in keys:
+        A = jax.random.normal(key, (n, n))
+        A = A.at[0, 0].set(0.0) if n > 1 else A
+        b = jax.random.normal(jax.random.fold_in(key, 1), (n,))
+        x = _eliminate(A, b)
+        assert float(jnp.max(jnp.abs(A @ x - b))) <= 1e-12 * (1.0 + float(jnp.max(jnp.abs(x))))
+    assert not bool(jnp.all(jnp.isfinite(_eliminate(jnp.ones((n, n)) * (n > 1), jnp.ones(n)))))

@@ -135,14 +135,35 @@ def _scaled_residual(x, Fx, tol):
     return jnp.max(jnp.abs(Fx - x) / (tol + tol * jnp.abs(x)))
 
 
-def _newton_solve(J, rhs, read):
+_UNROLLED_SOLVE = 4  # unknowns up to which the loop solves its Newton system by unrolled elimination
+
+
+def _eliminate(A, b):
+    """``A^-1 b`` by Gaussian elimination with partial pivoting, unrolled over the (static, small)
+    size: XLA fuses it with the step, where LAPACK's solve is three kernels and a loop over the
+    pivots.  For the loop's own steps only (the loop is never differentiated)."""
+    n = A.shape[0]
+    M = jnp.concatenate([A, b[:, None]], axis=1)
+    rows = jnp.arange(n)
+    for k in range(n):
+        p = jnp.argmax(jnp.where(rows >= k, jnp.abs(M[:, k]), -1.0))
+        row_k, row_p = M[k], jax.lax.dynamic_index_in_dim(M, p, keepdims=False)
+        M = jnp.where((rows == k)[:, None], row_p, jnp.where((rows == p)[:, None], row_k, M))
+        M = M - jnp.where(rows > k, M[:, k] / M[k, k], 0.0)[:, None] * M[k]
+    x = []
+    for k in reversed(range(n)):
+        x.insert(0, (M[k, n] - sum((M[k, j] * xj for j, xj in enumerate(x, start=k + 1)), 0.0)) / M[k, k])
+    return jnp.stack(x)
+
+
+def _newton_solve(J, rhs, read, solve=jnp.linalg.solve):
     """``(I - J)^-1 rhs`` where only the columns ``read`` of ``J`` are non-zero: the block of the
     components read, then the by-products (``dx_u = rhs_u + J_u,read dx_read``), so that large
     derivatives of the by-products never enter the pivoting of the block that is iterated."""
     if read is None:
-        return jnp.linalg.solve(jnp.eye(J.shape[0], dtype=J.dtype) - J, rhs)
+        return solve(jnp.eye(J.shape[0], dtype=J.dtype) - J, rhs)
     J_read = J[:, read]
-    dr = jnp.linalg.solve(jnp.eye(len(read), dtype=J.dtype) - J_read[read], rhs[read])
+    dr = solve(jnp.eye(len(read), dtype=J.dtype) - J_read[read], rhs[read])
     return (rhs + J_read @ dr).at[read].set(dr, unique_indices=True)
 
 
@@ -170,6 +191,7 @@ def _iterate(fn, ok, x0, args, config: SolverConfig, read=None, active=True):
     is_read = np.ones(n, bool) if read is None else np.isin(np.arange(n), read)
     eye = jnp.eye(n, dtype=dtype)
     tol, damping = config.tol, config.damping
+    solve = _eliminate if (n if read is None else len(read)) <= _UNROLLED_SOLVE else jnp.linalg.solve
 
     def step(c: _Loop) -> _Loop:
         Fx, J = _linearise(fn, c.x, args, read)
@@ -206,7 +228,7 @@ def _iterate(fn, ok, x0, args, config: SolverConfig, read=None, active=True):
         reverses = jnp.sum(tested(delta / scale * last_step / scale)) < 0
         shrink = reverses | damped_failed
         eta = jnp.clip(jnp.where(shrink, 0.5, jnp.where(accept, 1.2, 1.0)) * c.eta, 1e-3 * damping, damping)
-        dx = _newton_solve(J_base, delta, read)
+        dx = _newton_solve(J_base, delta, read, solve)
         # a trust region: no component moves by more than 1 + its size in one Newton step
         tau_eff = jnp.minimum(tau, jnp.min(tested((1.0 + jnp.abs(base)) / jnp.maximum(jnp.abs(dx), 1e-300))))
         newton = base + tau_eff * dx
