@@ -26,6 +26,7 @@ A new loss is one subclass: ``value``, ``grad`` and ``bound`` (``sup |l'|``) suf
 from __future__ import annotations
 
 import dataclasses
+import math
 from functools import partial
 from typing import ClassVar
 
@@ -185,10 +186,18 @@ class Loss:
             omega, w = field_nodes(mean, sd, n)
             h, slope = jax.jvp(lambda o: self.prox(o, V, y, steps=steps), (omega,), (jnp.ones_like(omega),))
             return ChannelNodes(omega=omega, h=h, slope=slope, w=w)
+        return self.output_nodes(y, mean, sd, V, self.output_rule(y, mean, sd, V, steps), n)
+
+    def output_rule(self, y, mean, sd, V, steps: int) -> tuple:
+        """``"output"`` nodes' sinh rule over ``h``: ``(lo, hi, centre, width)`` (no derivative)."""
         ends = jax.lax.stop_gradient(mean + sd * jnp.asarray([-10.0, 10.0], mean.dtype))
         lo, hi = self.prox(ends, V, y, steps=steps).T  # (one Newton loop for both ends)
         scale = jnp.minimum(1.0, sd / (1.0 + V * self.curvature))
-        h, dh = jax.lax.stop_gradient(sinh_nodes(lo, hi, jnp.clip(0.0, lo, hi), scale, n))
+        return jax.lax.stop_gradient((lo, hi, jnp.clip(0.0, lo, hi), scale))
+
+    def output_nodes(self, y, mean, sd, V, rule: tuple, n: int, index=None) -> ChannelNodes:
+        """The nodes ``index`` (default: all ``n``) of ``output_rule``'s rule, with their channel."""
+        h, dh = jax.lax.stop_gradient(sinh_nodes(*rule, n, index))
         jac = 1.0 + V * self.hess(h, y)
         omega = h + V * self.grad(h, y)
         w = dh * jac * normal_pdf((omega - mean) / sd) / sd
@@ -202,13 +211,13 @@ class Loss:
         return _channel_moments(self, self.channel(y, mean, sd, V, degree, steps), y, V)
 
 
-def _node_values(loss, nodes: ChannelNodes, y, V) -> Moments:
-    """``f, f^2, D, loss`` at each node."""
+def _node_values(loss, nodes: ChannelNodes, y, V) -> tuple:
+    """``f, f^2, D, loss`` at each node (the order of ``Moments``'s fields)."""
     f = (nodes.h - nodes.omega) / V
-    return Moments(f=f, f2=f**2, D=(1.0 - nodes.slope) / V, loss=loss.value(nodes.h, y))
+    return f, f**2, (1.0 - nodes.slope) / V, loss.value(nodes.h, y)
 
 
-def _node_sums(w, *values):
+def _node_sums(w, *values) -> tuple:
     """``sum_k w_k g_k`` over the last (node) axis for each ``g``: one variadic reduction, so that XLA
     computes every integrand and its sum in one kernel, with no array over the nodes in memory."""
     shape = jnp.broadcast_shapes(jnp.shape(w), *(jnp.shape(g) for g in values))
@@ -218,9 +227,32 @@ def _node_sums(w, *values):
                           (len(shape) - 1,))
 
 
+_SMALL_BUFFER_BYTES = 512  # XLA's CPU runtime runs a loop body's kernels in order on one thread (no
+# hand-offs between threads) when no buffer of the body exceeds this
+
+
+def _output_sums(loss, y, mean, sd, V, n: int, steps: int, integrands) -> tuple:
+    """``_node_sums`` of ``integrands(nodes)`` over the ``n`` ``"output"`` nodes, a chunk of nodes per
+    iteration of a loop: each chunk's arrays stay within ``_SMALL_BUFFER_BYTES``, so the solver's
+    loop body, and this loop's, run on one thread.  The sums are those over all nodes at once."""
+    rule = loss.output_rule(y, mean, sd, V, steps)
+    rows = jnp.broadcast_shapes(jnp.shape(mean)[:-1], jnp.shape(y)[:-1], jnp.shape(rule[0]))
+    dtype = jnp.result_type(mean, sd, V)
+    chunk = max(8, min(n, _SMALL_BUFFER_BYTES // (max(1, math.prod(rows)) * jnp.dtype(dtype).itemsize)))
+
+    def sums(c):
+        k = c * chunk + jnp.arange(chunk)
+        nodes = loss.output_nodes(y, mean, sd, V, rule, n, jnp.minimum(k, n - 1))
+        return _node_sums(jnp.where(k < n, nodes.w, 0.0), *integrands(nodes))  # (past the last node: 0)
+
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(sums, 0))
+    add = lambda c, total: tuple(t + s for t, s in zip(total, sums(c), strict=True))
+    return jax.lax.fori_loop(0, -(-n // chunk), add, zeros)
+
+
 def _channel_moments(loss, nodes: ChannelNodes, y, V) -> Moments:
     """``Moments`` as sums over the nodes."""
-    return Moments(*_node_sums(nodes.w, *jax.tree.leaves(_node_values(loss, nodes, y, V))))
+    return Moments(*_node_sums(nodes.w, *_node_values(loss, nodes, y, V)))
 
 
 def _rows(t):
@@ -238,19 +270,22 @@ def output_moments(loss, y, mean, sd, V, n: int, steps: int) -> Moments:
     So a moment's tangent is three weighted sums per row times the parameters' tangents: the
     Jacobian of the map costs one pass over the nodes, not one per direction.
     """
-    return _channel_moments(loss, loss.channel(y, mean, sd, V, n, steps), y, V)
+    return Moments(*_output_sums(loss, y, mean, sd, V, n, steps, lambda nodes: _node_values(loss, nodes, y, V)))
 
 
 @output_moments.defjvp
 def _output_moments_jvp(loss, n, steps, primals, tangents):
     y, mean, sd, V = primals
     _, d_mean, d_sd, d_V = tangents
-    nodes = loss.channel(y, mean, sd, V, n, steps)
-    g = jax.tree.leaves(_node_values(loss, nodes, y, V))
-    z = (nodes.omega - mean) / sd
-    D = loss.hess(nodes.h, y) * nodes.slope
-    scores = (z / sd, (z**2 - 1.0) / sd, D + z * g[0] / sd)  # d log w / d(mean, sd, V); l' = -f
-    sums = _node_sums(nodes.w, *g, *(gi * s for gi in g for s in scores), D**2)
+
+    def integrands(nodes):
+        g = _node_values(loss, nodes, y, V)
+        z = (nodes.omega - mean) / sd
+        D = loss.hess(nodes.h, y) * nodes.slope
+        scores = (z / sd, (z**2 - 1.0) / sd, D + z * g[0] / sd)  # d log w / d(mean, sd, V); l' = -f
+        return *g, *(gi * s for gi in g for s in scores), D**2
+
+    sums = _output_sums(loss, y, mean, sd, V, n, steps, integrands)
     d_rows = [_rows(t) for t in (d_mean, d_sd, d_V)]
     tangent = [sum(sums[4 + 3 * i + j] * dt for j, dt in enumerate(d_rows)) for i in range(4)]
     tangent[2] = tangent[2] - sums[16] * d_rows[2]  # dD = -D^2 dV at each node

@@ -114,18 +114,19 @@ def bisect_root(g, lo, hi, steps: int = 64):
     return 0.5 * (a + b)
 
 
-def sinh_nodes(lo, hi, center, width, n: int):
+def sinh_nodes(lo, hi, center, width, n: int, index=None):
     """Nodes and weights of ``int_lo^hi g(x) dx``, refined around ``center`` on a scale ``width``.
 
     Trapezoidal rule in ``t`` after the map ``x = center + width sinh(t)``: nodes are
     ``width dt`` apart near ``center`` and ``dt sqrt(width^2 + d^2)`` apart at distance ``d``.
     For integrands analytic in a strip that vanish at both ends the error decays exponentially
-    in ``n``.  Broadcasts over the arguments; the node axis is last.
+    in ``n``.  Broadcasts over the arguments; the node axis is last.  ``index``: the nodes
+    ``0 <= k < n`` to return (default: all ``n``).
     """
     lo, hi, center, width = (jnp.asarray(v)[..., None] for v in (lo, hi, center, width))
     t_lo = jnp.arcsinh((lo - center) / width)
     t_hi = jnp.arcsinh((hi - center) / width)
-    k = jnp.arange(n, dtype=t_lo.dtype) / (n - 1)
+    k = (jnp.arange(n) if index is None else index).astype(t_lo.dtype) / (n - 1)
     t = t_lo + (t_hi - t_lo) * k
     ends = jnp.where((k == 0) | (k == 1), 0.5, 1.0)
     dt = (t_hi - t_lo) / (n - 1)
