@@ -240,14 +240,14 @@ def _output_sums(loss, y, mean, sd, V, n: int, steps: int, integrands) -> tuple:
     dtype = jnp.result_type(mean, sd, V)
     chunk = max(8, min(n, _SMALL_BUFFER_BYTES // (max(1, math.prod(rows)) * jnp.dtype(dtype).itemsize)))
 
-    def sums(c):
+    def sums(c):  # (stacked: the running total is one array, updated by one kernel)
         k = c * chunk + jnp.arange(chunk)
         nodes = loss.output_nodes(y, mean, sd, V, rule, n, jnp.minimum(k, n - 1))
-        return _node_sums(jnp.where(k < n, nodes.w, 0.0), *integrands(nodes))  # (past the last node: 0)
+        return jnp.stack(_node_sums(jnp.where(k < n, nodes.w, 0.0), *integrands(nodes)))  # (past the end: 0)
 
-    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(sums, 0))
-    add = lambda c, total: tuple(t + s for t, s in zip(total, sums(c), strict=True))
-    return jax.lax.fori_loop(0, -(-n // chunk), add, zeros)
+    total = jax.eval_shape(sums, 0)
+    zeros = jnp.zeros(total.shape, total.dtype)
+    return tuple(jax.lax.fori_loop(0, -(-n // chunk), lambda c, total: total + sums(c), zeros))
 
 
 def _channel_moments(loss, nodes: ChannelNodes, y, V) -> Moments:
