@@ -139,7 +139,7 @@ _UNROLLED_SOLVE = 4  # unknowns up to which the loop solves its Newton system by
 
 
 def _eliminate(A, b):
-    """``A^-1 b`` by Gaussian elimination with partial pivoting, unrolled over the (static, small)
+    """``A^-1 b`` by Gauss-Jordan elimination with partial pivoting, unrolled over the (static, small)
     size: XLA fuses it with the step, where LAPACK's solve is three kernels and a loop over the
     pivots.  For the loop's own steps only (the loop is never differentiated)."""
     n = A.shape[0]
@@ -149,11 +149,8 @@ def _eliminate(A, b):
         p = jnp.argmax(jnp.where(rows >= k, jnp.abs(M[:, k]), -1.0))
         row_k, row_p = M[k], jax.lax.dynamic_index_in_dim(M, p, keepdims=False)
         M = jnp.where((rows == k)[:, None], row_p, jnp.where((rows == p)[:, None], row_k, M))
-        M = M - jnp.where(rows > k, M[:, k] / M[k, k], 0.0)[:, None] * M[k]
-    x = []
-    for k in reversed(range(n)):
-        x.insert(0, (M[k, n] - sum((M[k, j] * xj for j, xj in enumerate(x, start=k + 1)), 0.0)) / M[k, k])
-    return jnp.stack(x)
+        M = M - jnp.where(rows != k, M[:, k] / M[k, k], 0.0)[:, None] * M[k]
+    return M[:, n] / jnp.diagonal(M)
 
 
 def _newton_solve(J, rhs, read, solve=jnp.linalg.solve):
