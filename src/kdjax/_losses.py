@@ -13,7 +13,8 @@ the theory, the simulator and the regime checks need:
 * ``channel(y, mean, sd, V, n, steps)``: quadrature nodes over the cavity field
   ``omega ~ N(mean, sd^2)`` and its output ``h = prox(omega)`` (Sec. 1.3);
 * ``moments(y, mean, sd, V, config)``: the Gaussian averages ``E[f], E[f^2], E[D], E[loss]``
-  (closed forms where they exist);
+  (closed forms where they exist; over ``"output"`` nodes ``output_moments``, summed by chunks of
+  the nodes that ``output_rule`` places and ``output_nodes`` evaluates);
 * ``recedes(h, *labels)``: whether the loss falls to its infimum along ``h -> c h, c -> inf``
   (the direction in which a separable problem with no ridge has no finite minimiser);
 * ``zero_ridge``: what a unique finite minimiser needs without a ridge, ``"non_separable"``
